@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from apigw import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("portal/", include("portal.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]

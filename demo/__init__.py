@@ -1,0 +1,1 @@
+"""Demo smart-home appliance API used as an upstream for the gateway."""

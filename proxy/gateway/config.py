@@ -1,0 +1,45 @@
+"""The data plane's settings as one frozen object, built once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "apigw:"
+    control_prefixes: tuple[str, ...] = ("/admin/", "/portal/", "/api/admin/", "/healthz", "/readyz",
+                                         "/metrics", "/static/")
+    max_body_bytes: int = 10 * 1024 * 1024
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    config_poll_seconds: float = 2.0
+    config_refresh_seconds: float = 60.0
+    upstream_pool_size: int = 256
+    via: str = "apigw"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> GatewayConfig:
+        """Build from a Django settings object (duck-typed: only attributes are read)."""
+        gw = settings.GATEWAY
+        known = {
+            "CONTROL_PREFIXES", "MAX_BODY_BYTES", "CONNECT_TIMEOUT", "READ_TIMEOUT",
+            "CONFIG_POLL_SECONDS", "CONFIG_REFRESH_SECONDS", "UPSTREAM_POOL_SIZE", "VIA",
+        }
+        return cls(
+            redis_url=settings.REDIS_URL,
+            redis_prefix=settings.REDIS_PREFIX,
+            control_prefixes=tuple(gw["CONTROL_PREFIXES"]),
+            max_body_bytes=gw["MAX_BODY_BYTES"],
+            connect_timeout=gw["CONNECT_TIMEOUT"],
+            read_timeout=gw["READ_TIMEOUT"],
+            config_poll_seconds=gw["CONFIG_POLL_SECONDS"],
+            config_refresh_seconds=gw["CONFIG_REFRESH_SECONDS"],
+            upstream_pool_size=gw["UPSTREAM_POOL_SIZE"],
+            via=gw["VIA"],
+            extra={k: v for k, v in gw.items() if k not in known},
+        )

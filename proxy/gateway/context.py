@@ -1,0 +1,44 @@
+"""Per-request state, one object passed through the phases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.gateway.balancer import Target
+from proxy.gateway.routing import RouteMatch
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    method: str
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+    headers: dict[str, list[str]]
+    host: str
+    scheme: str
+    client_ip: str
+    request_id: str
+    started: float
+    match: RouteMatch | None = None
+    target: Target | None = None
+    # Response-side bookkeeping, read by the log phase.
+    status: int = 0
+    response_started: bool = False
+    bytes_sent: int = 0
+    upstream_started: float = 0.0
+    upstream_finished: float = 0.0
+    error_code: str = ""
+    body_too_large: bool = False
+    client_gone: bool = False
+    # Filled by later phases (authentication, limits): headers to add to the response and
+    # identity headers to send upstream.
+    response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    upstream_headers: list[tuple[str, str]] = field(default_factory=list)
+    identity: Any = None
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else None

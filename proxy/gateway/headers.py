@@ -1,0 +1,42 @@
+"""Header rules of a proxy (RFC 9110 7.6.1): what must not cross the gateway, and what it adds."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "transfer-encoding", "upgrade",
+})
+# Set by the gateway only; a client must not be able to claim an identity or a request path.
+GATEWAY_OWNED = frozenset({
+    "x-partner-id", "x-key-id", "x-plan", "x-consumer-id", "x-forwarded-host", "x-forwarded-proto",
+    "x-real-ip", "via", "x-request-id", "host", "expect", "content-length",
+})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def connection_tokens(headers: dict[str, list[str]]) -> set[str]:
+    """Header names a sender listed in ``Connection``: hop-by-hop for this one connection."""
+    tokens: set[str] = set()
+    for value in headers.get("connection", ()):
+        tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return tokens
+
+
+def request_id_from(value: str | None) -> str:
+    """Keep a caller's request id when it is sane (so traces join up), else make one."""
+    if value and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def filter_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    raw = list(raw)
+    drop = set(HOP_BY_HOP)
+    for name, value in raw:
+        if name.lower() == b"connection":
+            drop.update(t.strip().lower() for t in value.decode("latin-1").split(",") if t.strip())
+    return [(n.lower(), v) for n, v in raw if n.decode("latin-1").lower() not in drop]

@@ -1,0 +1,192 @@
+"""The configuration snapshot the data plane serves from, and how it stays current.
+
+The control plane describes the configuration as plain data (``proxy/snapshot.py`` builds it
+from the database); ``Snapshot.compile`` turns that into immutable lookup structures. The
+``ConfigStore`` swaps in a new snapshot when the config version in Redis moves: at once on a
+pub/sub message, and by polling every few seconds in case a message was missed. A rebuild swaps
+one reference, so in-flight requests finish on the snapshot they started with.
+
+The last good snapshot is also kept in Redis, so an instance that starts while the database is
+down still serves the configuration every other instance is serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from proxy.gateway.balancer import Upstream
+from proxy.gateway.config import GatewayConfig
+from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.routing import Route, RouteConfigError, RouteTable
+
+log = logging.getLogger("apigw.config")
+
+SnapshotLoader = Callable[[], Mapping[str, Any]]
+
+# Keep the stored snapshot only if it is not older than the one already there: two instances
+# that reload at once must not leave the older configuration behind.
+_STORE_IF_NEWER = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
+if tonumber(ARGV[1]) >= current then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'data', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    routes: RouteTable
+    upstreams: Mapping[str, Upstream]
+    data: Mapping[str, Any]
+    built_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def compile(cls, data: Mapping[str, Any], version: int) -> Snapshot:
+        """Compile plain data. A broken route or upstream is left out and logged, so one bad
+        row cannot take the whole configuration down."""
+        upstreams: dict[str, Upstream] = {}
+        for spec in data.get("upstreams", ()):
+            try:
+                upstreams[spec["name"]] = Upstream(spec)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.error("upstream %r left out of snapshot %s: %s", spec.get("name"), version, exc)
+        routes: list[Route] = []
+        for spec in data.get("routes", ()):
+            try:
+                routes.append(Route(spec))
+            except (RouteConfigError, ValueError, TypeError) as exc:
+                log.error("route %r left out of snapshot %s: %s", spec.get("name"), version, exc)
+        return cls(version=version, routes=RouteTable(routes), upstreams=upstreams, data=data)
+
+
+class ConfigStore:
+    def __init__(self, config: GatewayConfig, loader: SnapshotLoader, redis: aioredis.Redis,
+                 keys: RedisKeys) -> None:
+        self.config = config
+        self.loader = loader
+        self.redis = redis
+        self.keys = keys
+        self.snapshot: Snapshot | None = None
+        self.last_error: str = ""
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._store_script = redis.register_script(_STORE_IF_NEWER)
+        self.on_swap: list[Callable[[Snapshot], None]] = []
+
+    async def start(self) -> None:
+        await self.refresh(force=True)
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="config-listen"),
+            asyncio.create_task(self._poll(), name="config-poll"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _remote_version(self) -> int | None:
+        try:
+            raw = await self.redis.get(self.keys.config_version)
+        except (RedisError, OSError) as exc:
+            log.warning("config version unreadable from Redis: %s", exc)
+            return None
+        return int(raw or 0)
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Load a new snapshot if the version moved (or ``force``). True if one was swapped in."""
+        async with self._lock:
+            version = await self._remote_version()
+            current = self.snapshot
+            if not force and current is not None and version is not None and version == current.version:
+                return False
+            if version is None:
+                version = current.version if current is not None else 0
+            started = time.perf_counter()
+            try:
+                data = await asyncio.to_thread(self.loader)
+            except Exception as exc:  # the database may be down: keep serving what we have
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("config snapshot load failed, keeping version %s: %s",
+                          current.version if current else None, self.last_error)
+                if current is None:
+                    return await self._load_stored()
+                return False
+            snapshot = Snapshot.compile(data, version)
+            self._swap(snapshot)
+            self.last_error = ""
+            log.info("config snapshot %s loaded: %d routes in %.1f ms", version, len(snapshot.routes),
+                     (time.perf_counter() - started) * 1000)
+            await self._store(snapshot)
+            return True
+
+    def _swap(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        for callback in self.on_swap:
+            callback(snapshot)
+
+    async def _store(self, snapshot: Snapshot) -> None:
+        try:
+            await self._store_script(keys=[self.keys.config_snapshot],
+                                     args=[snapshot.version, json.dumps(snapshot.data)])
+        except (RedisError, OSError, TypeError, ValueError) as exc:
+            log.warning("could not keep snapshot %s in Redis: %s", snapshot.version, exc)
+
+    async def _load_stored(self) -> bool:
+        try:
+            stored = await self.redis.hgetall(self.keys.config_snapshot)
+        except (RedisError, OSError) as exc:
+            log.error("no snapshot available from Redis either: %s", exc)
+            return False
+        if not stored:
+            return False
+        version = int(stored[b"version"])
+        self._swap(Snapshot.compile(json.loads(stored[b"data"]), version))
+        log.warning("serving stored snapshot %s until the database answers", version)
+        return True
+
+    async def _poll(self) -> None:
+        refresh_every = self.config.config_refresh_seconds
+        last_full = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.config_poll_seconds)
+            try:
+                # A full reload now and then also catches changes that bypassed the version bump
+                # (raw SQL, a Redis that was down when the change was made).
+                force = self.snapshot is None or time.monotonic() - last_full > refresh_every
+                if force:
+                    last_full = time.monotonic()
+                await self.refresh(force=force)
+            except Exception:  # never let the poller die
+                log.exception("config poll failed")
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.keys.config_channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self.refresh()
+            except (RedisError, OSError) as exc:
+                log.warning("config channel lost (%s); retrying, the poll covers the gap", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
