@@ -13,8 +13,8 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apigw.settings")
 
-from django.conf import settings  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.conf import settings
+from django.core.asgi import get_asgi_application
 
 django_app = get_asgi_application()  # sets Django up before the imports below touch models
 
@@ -29,30 +29,12 @@ runtime.gateway = gateway
 _control_prefixes = tuple(gateway.config.control_prefixes)
 
 
-async def lifespan(scope: Scope, receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            try:
-                await gateway.startup()
-            except Exception as exc:  # the server must not report ready on a half-open gateway
-                await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
-                return
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await gateway.shutdown()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     kind = scope["type"]
     if kind == "http":
         if scope["path"].startswith(_control_prefixes):
-            await django_app(scope, receive, send)
+            await django_app(scope, receive, send)  # type: ignore[arg-type]
         else:
-            await gateway(scope, receive, send)
-    elif kind == "websocket":
-        await gateway.websocket(scope, receive, send)
-    elif kind == "lifespan":
-        await lifespan(scope, receive, send)
+            await gateway.http(scope, receive, send)
+    else:
+        await gateway(scope, receive, send)

@@ -39,8 +39,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = {"ok": True}
     except Exception as exc:  # any driver error means "not reachable" here
         # With the last snapshot in memory the gateway still serves: report, but stay ready.
-        checks["database"] = {"ok": False, "error": type(exc).__name__,
-                              "serving_last_snapshot": bool(gateway and gateway.store.snapshot)}
+        checks["database"] = {
+            "ok": False,
+            "error": type(exc).__name__,
+            "serving_last_snapshot": bool(gateway and gateway.store.snapshot),
+        }
     ready = all(c["ok"] for name, c in checks.items() if name != "database") and (
         checks["database"]["ok"] or bool(checks["database"].get("serving_last_snapshot"))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -140,7 +141,7 @@ LOGGING = {
 }
 
 # The data plane's own settings; proxy/gateway/config.py turns them into a frozen dataclass.
-GATEWAY = {
+GATEWAY: dict[str, Any] = {
     # Paths Django answers; everything else is proxied traffic.
     "CONTROL_PREFIXES": env_list(
         "GATEWAY_CONTROL_PREFIXES",

@@ -19,9 +19,7 @@ DEFAULT_PORT = 8001
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument(
-        "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
-    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
     parser.add_argument(
         "--port",
         type=int,

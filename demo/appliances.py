@@ -71,12 +71,8 @@ class ApiError(Exception):
         self.message = message
 
 
-def _error_response(
-    status: int, code: str, message: str, headers: CIMultiDict[str] | None = None
-) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
-    )
+def _error_response(status: int, code: str, message: str, headers: CIMultiDict[str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
 @dataclass
@@ -206,9 +202,7 @@ class ApplianceStore:
         except KeyError:
             raise ApiError(404, "not_found", f"no appliance {appliance_id!r}") from None
 
-    def start(
-        self, appliance_id: str, program: str, temperature: int | None
-    ) -> Appliance:
+    def start(self, appliance_id: str, program: str, temperature: int | None) -> Appliance:
         appliance = self.get(appliance_id)
         programs = PROGRAMS[appliance.type]
         if program not in programs:
@@ -258,9 +252,7 @@ class ApplianceStore:
             if appliance.remaining_seconds == 0:
                 appliance.state = "finished"
                 finished.append(appliance)
-        self._hub.publish(
-            "appliance", {"type": "tick", "appliances": [a.to_json() for a in running]}
-        )
+        self._hub.publish("appliance", {"type": "tick", "appliances": [a.to_json() for a in running]})
         for appliance in finished:
             self._publish("finished", appliance)
 
@@ -318,14 +310,10 @@ async def _read_program_request(request: web.Request) -> tuple[str, int | None]:
         raise ApiError(400, "invalid_request", "request body must be a JSON object")
     program = body.get("program")
     if not isinstance(program, str) or not program:
-        raise ApiError(
-            400, "invalid_request", '"program" is required and must be a string'
-        )
+        raise ApiError(400, "invalid_request", '"program" is required and must be a string')
     temperature = body.get("temperature")
     # bool is an int subclass, but true/false is not a temperature.
-    if temperature is not None and (
-        not isinstance(temperature, int) or isinstance(temperature, bool)
-    ):
+    if temperature is not None and (not isinstance(temperature, int) or isinstance(temperature, bool)):
         raise ApiError(400, "invalid_temperature", '"temperature" must be an integer')
     return program, temperature
 
@@ -351,14 +339,12 @@ def _parse_limit(request: web.Request) -> int | None:
     raw = request.query.get("limit")
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdecimal() or int(raw) < 1:
         raise ApiError(400, "invalid_limit", '"limit" must be a positive integer')
     return int(raw)
 
 
-async def _event_feed(
-    app: web.Application, limit: int | None
-) -> AsyncGenerator[Event | None, None]:
+async def _event_feed(app: web.Application, limit: int | None) -> AsyncGenerator[Event | None, None]:
     """Yield the hello event, then live events until ``limit`` or shutdown.
 
     ``None`` is yielded after KEEPALIVE_SECONDS without an event.
@@ -366,9 +352,8 @@ async def _event_feed(
     hub, store = app[HUB], app[STORE]
     # Subscribe before taking the snapshot so no change can fall between them.
     with hub.subscribe() as sub:
-        hello = Event(
-            hub.last_id, "hello", {"type": "hello", "appliances": store.snapshot()}
-        )
+        # hello reuses the id of the last event already reflected in the snapshot.
+        hello = Event(hub.last_id, "hello", {"type": "hello", "appliances": store.snapshot()})
         yield hello
         sent = 1
         while limit is None or sent < limit:
@@ -480,9 +465,7 @@ async def echo(request: web.Request) -> web.Response:
 
 async def stream_bytes(request: web.Request) -> web.StreamResponse:
     remaining = int(request.match_info["n"])
-    response = web.StreamResponse(
-        headers={hdrs.CONTENT_TYPE: "application/octet-stream"}
-    )
+    response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "application/octet-stream"})
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
@@ -526,9 +509,7 @@ async def redirect(request: web.Request) -> web.Response:
 # --- application --------------------------------------------------------------
 
 
-async def _run_ticker(
-    store: ApplianceStore, interval: float, seconds_per_tick: int
-) -> None:
+async def _run_ticker(store: ApplianceStore, interval: float, seconds_per_tick: int) -> None:
     while True:
         await asyncio.sleep(interval)
         store.tick(seconds_per_tick)
@@ -556,9 +537,7 @@ def create_app(
     async def ticker(app: web.Application) -> AsyncIterator[None]:
         task = None
         if event_interval is not None:
-            task = asyncio.create_task(
-                _run_ticker(store, event_interval, seconds_per_tick)
-            )
+            task = asyncio.create_task(_run_ticker(store, event_interval, seconds_per_tick))
         yield
         if task is not None:
             task.cancel()

@@ -20,8 +20,12 @@ def build_snapshot() -> dict[str, Any]:
         for target in Target.objects.filter(enabled=True).order_by("id"):
             targets.setdefault(target.upstream_id, []).append({"url": target.url, "weight": target.weight})
         upstreams = [
-            {"name": u.name, "targets": targets.get(u.pk, []), "connect_timeout": u.connect_timeout,
-             "read_timeout": u.read_timeout}
+            {
+                "name": u.name,
+                "targets": targets.get(u.pk, []),
+                "connect_timeout": u.connect_timeout,
+                "read_timeout": u.read_timeout,
+            }
             for u in Upstream.objects.order_by("name")
         ]
         routes = [r.snapshot_spec() for r in Route.objects.filter(enabled=True).select_related("upstream")]

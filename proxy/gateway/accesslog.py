@@ -20,7 +20,10 @@ def emit(ctx: RequestContext) -> None:
     # stays readable in console format. Never the Authorization header, cookies or keys.
     log.info(
         "%s %s %s %.1fms",
-        ctx.method, ctx.path, ctx.status, duration * 1000,
+        ctx.method,
+        ctx.path,
+        ctx.status,
+        duration * 1000,
         extra={
             "http.request.method": ctx.method,
             "url.path": ctx.path,

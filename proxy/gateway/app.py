@@ -28,8 +28,9 @@ class Gateway:
     def __init__(self, config: GatewayConfig, loader: SnapshotLoader) -> None:
         self.config = config
         self.keys = RedisKeys(config.redis_prefix)
-        self.redis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=1.0,
-                                             socket_timeout=2.0, health_check_interval=30)
+        self.redis = aioredis.Redis.from_url(
+            config.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30
+        )
         self.store = ConfigStore(config, loader, self.redis, self.keys)
         self.forwarder = Forwarder(config)
 
@@ -65,6 +66,31 @@ class Gateway:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The gateway alone as an ASGI app (tests, benchmarks); apigw/asgi.py adds Django."""
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(scope, receive, send)
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # the server must not report ready on a half-open gateway
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.context(scope)
         try:
             await self.handle(ctx, receive, send)
@@ -85,8 +111,9 @@ class Gateway:
         if not ctx.path.startswith("/"):
             raise BadRequest("The request target must be an absolute path.")
         path = resolve_dot_segments(ctx.path)
-        match = snapshot.routes.match(host=ctx.host, path=path, method=ctx.method, headers=ctx.headers,
-                                      query_string=ctx.query_string)
+        match = snapshot.routes.match(
+            host=ctx.host, path=path, method=ctx.method, headers=ctx.headers, query_string=ctx.query_string
+        )
         ctx.match = match
         route = match.route
         upstream = snapshot.upstreams.get(route.upstream) if route.upstream else None
@@ -95,8 +122,9 @@ class Gateway:
             raise ServiceUnavailable("The API has no upstream target configured.", code="no_upstream")
         upstream_path = route.upstream_path(path, match.params, match.tail)
         if upstream_path is None:
-            upstream_path = (ctx.raw_path.decode("latin-1") if ctx.raw_path and path == ctx.path
-                             else quote(path, safe=_PATH_SAFE))
+            upstream_path = (
+                ctx.raw_path.decode("latin-1") if ctx.raw_path and path == ctx.path else quote(path, safe=_PATH_SAFE)
+            )
         if ctx.query_string:
             upstream_path += "?" + ctx.query_string.decode("latin-1")
         await self.forwarder.forward(ctx, upstream, target, upstream_path, receive, send)
@@ -109,8 +137,13 @@ class Gateway:
 
     async def send_error(self, ctx: RequestContext, exc: GatewayError, send: Send) -> None:
         body = exc.body(ctx.request_id)
-        headers = [_JSON, (b"content-length", str(len(body)).encode()),
-                   (b"x-request-id", ctx.request_id.encode()), *exc.headers, *ctx.response_headers]
+        headers = [
+            _JSON,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", ctx.request_id.encode()),
+            *exc.headers,
+            *ctx.response_headers,
+        ]
         ctx.status = exc.status_code
         ctx.response_started = True
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})

@@ -11,8 +11,15 @@ from typing import Any
 class GatewayConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "apigw:"
-    control_prefixes: tuple[str, ...] = ("/admin/", "/portal/", "/api/admin/", "/healthz", "/readyz",
-                                         "/metrics", "/static/")
+    control_prefixes: tuple[str, ...] = (
+        "/admin/",
+        "/portal/",
+        "/api/admin/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/static/",
+    )
     max_body_bytes: int = 10 * 1024 * 1024
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
@@ -27,8 +34,14 @@ class GatewayConfig:
         """Build from a Django settings object (duck-typed: only attributes are read)."""
         gw = settings.GATEWAY
         known = {
-            "CONTROL_PREFIXES", "MAX_BODY_BYTES", "CONNECT_TIMEOUT", "READ_TIMEOUT",
-            "CONFIG_POLL_SECONDS", "CONFIG_REFRESH_SECONDS", "UPSTREAM_POOL_SIZE", "VIA",
+            "CONTROL_PREFIXES",
+            "MAX_BODY_BYTES",
+            "CONNECT_TIMEOUT",
+            "READ_TIMEOUT",
+            "CONFIG_POLL_SECONDS",
+            "CONFIG_REFRESH_SECONDS",
+            "UPSTREAM_POOL_SIZE",
+            "VIA",
         }
         return cls(
             redis_url=settings.REDIS_URL,

@@ -37,7 +37,14 @@ class RequestContext:
     # identity headers to send upstream.
     response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     upstream_headers: list[tuple[str, str]] = field(default_factory=list)
+    # Who called (set by auth): an ``auth.Identity`` or None for anonymous callers.
     identity: Any = None
+    # The limiter's verdict: "" (no limit applied), allowed, rate_limited, quota_exceeded,
+    # limiter_unavailable (deny policy) or local (fail-open, counted in-process).
+    limit_outcome: str = ""
+    # W3C trace context: kept from the caller's traceparent or generated.
+    trace_id: str = ""
+    span_id: str = ""
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)

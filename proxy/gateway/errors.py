@@ -26,8 +26,9 @@ class GatewayError(Exception):
     code = "internal_error"
     detail = "The gateway failed to handle the request."
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None,
-                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self, detail: str | None = None, *, code: str | None = None, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self.detail = detail or self.detail
         if code is not None:
             self.code = code

@@ -6,15 +6,36 @@ import re
 import uuid
 from collections.abc import Iterable
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 # Set by the gateway only; a client must not be able to claim an identity or a request path.
-GATEWAY_OWNED = frozenset({
-    "x-partner-id", "x-key-id", "x-plan", "x-consumer-id", "x-forwarded-host", "x-forwarded-proto",
-    "x-real-ip", "via", "x-request-id", "host", "expect", "content-length",
-})
+GATEWAY_OWNED = frozenset(
+    {
+        "x-partner-id",
+        "x-key-id",
+        "x-plan",
+        "x-consumer-id",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "via",
+        "x-request-id",
+        "host",
+        "expect",
+        "content-length",
+    }
+)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qs, quote
 
 # sre_parse gives the literal prefix of a pattern exactly (alternation, groups, escapes) where
 # a hand-written scan would guess; it is private but unchanged since 3.11.
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
+from urllib.parse import parse_qs, quote
 
 from proxy.gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 
@@ -45,6 +45,8 @@ class RouteConfigError(ValueError):
 def literal_prefix(pattern: str) -> str:
     """The literal text every match of ``pattern`` starts with ("" when there is none)."""
     parsed = sre_parse.parse(pattern)
+    if parsed.state.flags & re.IGNORECASE:  # "(?i)/Users" also matches "/users": no exact literal
+        return ""
     chars: list[str] = []
     for op, value in parsed:
         if op is sre_parse.LITERAL:
@@ -138,9 +140,25 @@ class Route:
     """A compiled route. ``spec`` keeps the snapshot's description for the later phases."""
 
     __slots__ = (
-        "id", "name", "spec", "upstream", "hosts", "path_type", "path", "regex", "methods",
-        "header_matchers", "query_matchers", "priority", "strip_prefix", "rewrite", "preserve_host",
-        "protocols", "order_key", "order", "literal",
+        "id",
+        "name",
+        "spec",
+        "upstream",
+        "hosts",
+        "path_type",
+        "path",
+        "regex",
+        "methods",
+        "header_matchers",
+        "query_matchers",
+        "priority",
+        "strip_prefix",
+        "rewrite",
+        "preserve_host",
+        "protocols",
+        "order_key",
+        "order",
+        "literal",
     )
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
@@ -173,12 +191,10 @@ class Route:
             self.literal = self.path
         self.methods = frozenset(m.upper() for m in spec.get("methods") or ())
         self.header_matchers = tuple(
-            FieldMatcher.compile(h, where=f"{where} header matcher", field="headers")
-            for h in spec.get("headers") or ()
+            FieldMatcher.compile(h, where=f"{where} header matcher", field="headers") for h in spec.get("headers") or ()
         )
         self.query_matchers = tuple(
-            FieldMatcher.compile(q, where=f"{where} query matcher", field="query")
-            for q in spec.get("query") or ()
+            FieldMatcher.compile(q, where=f"{where} query matcher", field="query") for q in spec.get("query") or ()
         )
         self.priority = int(spec.get("priority") or 0)
         self.strip_prefix = bool(spec.get("strip_prefix"))
@@ -199,7 +215,7 @@ class Route:
         if self.path_type == "prefix":
             if self.path == "/":
                 return {}, path
-            return {}, path[len(self.path):]
+            return {}, path[len(self.path) :]
         if self.path_type == "exact":
             return ({}, "") if path == self.path else None
         assert self.regex is not None
@@ -207,7 +223,7 @@ class Route:
         if found is None:
             return None
         params = {k: v for k, v in found.groupdict().items() if v is not None}
-        return params, path[found.end(0):] if found.end(0) < len(path) else ""
+        return params, path[found.end(0) :] if found.end(0) < len(path) else ""
 
     def upstream_path(self, path: str, params: Mapping[str, str], tail: str) -> str | None:
         """The path to send upstream, or None to forward the client's raw path unchanged."""
@@ -233,9 +249,10 @@ def compile_template(template: str, route: Route, *, where: str) -> tuple[tuple[
         if found.group(1) not in allowed:
             raise RouteConfigError(
                 f"{where}: rewrite uses {{{found.group(1)}}}, which the path does not capture "
-                f"(available: {', '.join(sorted(allowed))})", "rewrite",
+                f"(available: {', '.join(sorted(allowed))})",
+                "rewrite",
             )
-        parts.append((template[position:found.start()], found.group(1)))
+        parts.append((template[position : found.start()], found.group(1)))
         position = found.end()
     rest = template[position:]
     if "{" in rest or "}" in rest or any("{" in lit or "}" in lit for lit, _ in parts):
@@ -340,8 +357,16 @@ class RouteTable:
             found.sort(key=_order)
         return found
 
-    def match(self, *, host: str, path: str, method: str, headers: Mapping[str, list[str]],
-              query_string: bytes, protocol: str = "http") -> RouteMatch:
+    def match(
+        self,
+        *,
+        host: str,
+        path: str,
+        method: str,
+        headers: Mapping[str, list[str]],
+        query_string: bytes,
+        protocol: str = "http",
+    ) -> RouteMatch:
         """The winning route for a request, or RouteNotFound / MethodNotAllowed."""
         allowed: set[str] = set()
         query: dict[str, list[str]] | None = None

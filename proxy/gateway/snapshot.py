@@ -73,8 +73,7 @@ class Snapshot:
 
 
 class ConfigStore:
-    def __init__(self, config: GatewayConfig, loader: SnapshotLoader, redis: aioredis.Redis,
-                 keys: RedisKeys) -> None:
+    def __init__(self, config: GatewayConfig, loader: SnapshotLoader, redis: aioredis.Redis, keys: RedisKeys) -> None:
         self.config = config
         self.loader = loader
         self.redis = redis
@@ -123,16 +122,23 @@ class ConfigStore:
                 data = await asyncio.to_thread(self.loader)
             except Exception as exc:  # the database may be down: keep serving what we have
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("config snapshot load failed, keeping version %s: %s",
-                          current.version if current else None, self.last_error)
+                log.error(
+                    "config snapshot load failed, keeping version %s: %s",
+                    current.version if current else None,
+                    self.last_error,
+                )
                 if current is None:
                     return await self._load_stored()
                 return False
             snapshot = Snapshot.compile(data, version)
             self._swap(snapshot)
             self.last_error = ""
-            log.info("config snapshot %s loaded: %d routes in %.1f ms", version, len(snapshot.routes),
-                     (time.perf_counter() - started) * 1000)
+            log.info(
+                "config snapshot %s loaded: %d routes in %.1f ms",
+                version,
+                len(snapshot.routes),
+                (time.perf_counter() - started) * 1000,
+            )
             await self._store(snapshot)
             return True
 
@@ -143,8 +149,9 @@ class ConfigStore:
 
     async def _store(self, snapshot: Snapshot) -> None:
         try:
-            await self._store_script(keys=[self.keys.config_snapshot],
-                                     args=[snapshot.version, json.dumps(snapshot.data)])
+            await self._store_script(
+                keys=[self.keys.config_snapshot], args=[snapshot.version, json.dumps(snapshot.data)]
+            )
         except (RedisError, OSError, TypeError, ValueError) as exc:
             log.warning("could not keep snapshot %s in Redis: %s", snapshot.version, exc)
 

@@ -38,7 +38,9 @@ class Forwarder:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            limit=0, limit_per_host=self.config.upstream_pool_size, ttl_dns_cache=30,
+            limit=0,
+            limit_per_host=self.config.upstream_pool_size,
+            ttl_dns_cache=30,
             enable_cleanup_closed=True,
         )
         self._session = aiohttp.ClientSession(
@@ -115,8 +117,9 @@ class Forwarder:
             if not message.get("more_body", False):
                 return
 
-    async def forward(self, ctx: RequestContext, upstream: Upstream, target: Target, upstream_path: str,
-                      receive: Receive, send: Send) -> None:
+    async def forward(
+        self, ctx: RequestContext, upstream: Upstream, target: Target, upstream_path: str, receive: Receive, send: Send
+    ) -> None:
         assert self._session is not None, "Forwarder.start() was not awaited"
         assert ctx.match is not None
         length = self.body_length(ctx)
@@ -127,8 +130,14 @@ class Forwarder:
         ctx.upstream_started = time.perf_counter()
         try:
             async with self._session.request(
-                ctx.method, url, headers=headers, data=data, allow_redirects=False,
-                timeout=self._timeout(upstream), compress=None, chunked=None,
+                ctx.method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                timeout=self._timeout(upstream),
+                compress=None,
+                chunked=None,
             ) as response:
                 await self._relay(ctx, response, send)
         except GatewayError:
@@ -141,8 +150,7 @@ class Forwarder:
             raise GatewayTimeout() from exc
         except (aiohttp.ClientError, OSError) as exc:
             if ctx.body_too_large:
-                raise PayloadTooLarge(
-                    f"The request body may be at most {self.config.max_body_bytes} bytes.") from exc
+                raise PayloadTooLarge(f"The request body may be at most {self.config.max_body_bytes} bytes.") from exc
             if ctx.client_gone:
                 raise ClientGone() from exc
             if ctx.response_started:

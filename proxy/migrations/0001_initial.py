@@ -2,8 +2,9 @@
 
 import django.core.validators
 import django.db.models.deletion
-import proxy.models.routing
 from django.db import migrations, models
+
+import proxy.models.routing
 
 
 class Migration(migrations.Migration):

@@ -9,8 +9,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from proxy.gateway.balancer import Target as CompiledTarget
-from proxy.gateway.routing import MATCH_TYPES, PATH_TYPES, PROTOCOLS, Route as CompiledRoute
-from proxy.gateway.routing import RouteConfigError, normalise_prefix
+from proxy.gateway.routing import MATCH_TYPES, PATH_TYPES, PROTOCOLS, RouteConfigError, normalise_prefix
+from proxy.gateway.routing import Route as CompiledRoute
 
 
 def validate_target_url(value: str) -> None:
@@ -26,11 +26,15 @@ class Upstream(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
     connect_timeout = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.001)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
         help_text="Seconds; empty uses GATEWAY_CONNECT_TIMEOUT.",
     )
     read_timeout = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.001)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
         help_text="Seconds between bytes of the response; empty uses GATEWAY_READ_TIMEOUT.",
     )
     created = models.DateTimeField(auto_now_add=True)
@@ -47,8 +51,9 @@ class Target(models.Model):
     in_snapshot = True
 
     upstream = models.ForeignKey(Upstream, related_name="targets", on_delete=models.CASCADE)
-    url = models.CharField(max_length=300, validators=[validate_target_url],
-                           help_text="http(s)://host:port of one server of the upstream.")
+    url = models.CharField(
+        max_length=300, validators=[validate_target_url], help_text="http(s)://host:port of one server of the upstream."
+    )
     weight = models.PositiveIntegerField(default=1, help_text="Share of traffic; 0 drains the target.")
     enabled = models.BooleanField(default=True)
 
@@ -62,7 +67,7 @@ class Target(models.Model):
 
 def _list_of_strings(value: Any, field: str) -> None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationError({field: "Enter a JSON list of strings, e.g. [\"GET\", \"POST\"]."})
+        raise ValidationError({field: 'Enter a JSON list of strings, e.g. ["GET", "POST"].'})
 
 
 def _matchers(value: Any, field: str) -> None:
@@ -83,23 +88,32 @@ class Route(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     upstream = models.ForeignKey(Upstream, related_name="routes", on_delete=models.PROTECT)
-    hosts = models.JSONField(default=list, blank=True,
-                             help_text='Host names, e.g. ["api.example.com", "*.example.com"]; empty matches any.')
+    hosts = models.JSONField(
+        default=list, blank=True, help_text='Host names, e.g. ["api.example.com", "*.example.com"]; empty matches any.'
+    )
     path_type = models.CharField(max_length=10, choices=PATH_TYPE_CHOICES, default="prefix")
-    path = models.CharField(max_length=500, default="/",
-                            help_text="A path prefix, an exact path, or a regex with named groups "
-                                      "such as ^/appliances/(?P<id>[^/]+)$.")
+    path = models.CharField(
+        max_length=500,
+        default="/",
+        help_text="A path prefix, an exact path, or a regex with named groups such as ^/appliances/(?P<id>[^/]+)$.",
+    )
     methods = models.JSONField(default=list, blank=True, help_text='e.g. ["GET", "POST"]; empty allows any.')
-    headers = models.JSONField(default=list, blank=True,
-                               help_text='e.g. [{"name": "X-API-Version", "match": "exact", "value": "2"}]; '
-                                         "match is exact, regex, present or absent.")
+    headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='e.g. [{"name": "X-API-Version", "match": "exact", "value": "2"}]; '
+        "match is exact, regex, present or absent.",
+    )
     query = models.JSONField(default=list, blank=True, help_text="Query-parameter matchers, same form as headers.")
     priority = models.IntegerField(default=0, help_text="Higher wins when several routes match.")
     strip_prefix = models.BooleanField(default=False, help_text="Drop the matched prefix before forwarding.")
-    rewrite = models.CharField(max_length=500, blank=True,
-                               help_text="Upstream path template, e.g. /v2/items/{id} or /legacy{path}.")
+    rewrite = models.CharField(
+        max_length=500, blank=True, help_text="Upstream path template, e.g. /v2/items/{id} or /legacy{path}."
+    )
     preserve_host = models.BooleanField(default=False, help_text="Send the client's Host header upstream.")
-    protocols = models.JSONField(default=list, blank=True, help_text='["http"], ["websocket"] or both; empty means http.')
+    protocols = models.JSONField(
+        default=list, blank=True, help_text='["http"], ["websocket"] or both; empty means http.'
+    )
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -152,13 +166,17 @@ class Route(models.Model):
         winner depend on names: refuse the second one instead."""
         if not self.enabled:
             return
-        same = Route.objects.filter(enabled=True, path_type=self.path_type, path=self.path,
-                                    priority=self.priority).exclude(pk=self.pk)
+        same = Route.objects.filter(
+            enabled=True, path_type=self.path_type, path=self.path, priority=self.priority
+        ).exclude(pk=self.pk)
         for other in same:
-            if (sorted(other.hosts) == sorted(self.hosts)
-                    and _overlap(other.methods, self.methods)
-                    and _overlap(other.protocols or ["http"], self.protocols or ["http"])
-                    and other.headers == self.headers and other.query == self.query):
+            if (
+                sorted(other.hosts) == sorted(self.hosts)
+                and _overlap(other.methods, self.methods)
+                and _overlap(other.protocols or ["http"], self.protocols or ["http"])
+                and other.headers == self.headers
+                and other.query == self.query
+            ):
                 raise ValidationError(
                     f"Route {other.name!r} already matches the same hosts, path, methods and matchers "
                     "at this priority. Change the priority or make the matchers differ."

@@ -43,9 +43,7 @@ def async_test(fn: AsyncTest) -> Callable[..., None]:
 
 
 @contextlib.asynccontextmanager
-async def serve(
-    event_interval: float | None = None, seconds_per_tick: int = 60
-) -> AsyncIterator[TestClient[Any, Any]]:
+async def serve(event_interval: float | None = None, seconds_per_tick: int = 60) -> AsyncIterator[TestClient[Any, Any]]:
     # No ticks by default, so tests see only the events they cause.
     app = create_app(event_interval=event_interval, seconds_per_tick=seconds_per_tick)
     async with TestClient(TestServer(app)) as client:
@@ -142,9 +140,7 @@ async def test_it_starts_a_program() -> None:
 @async_test
 async def test_it_rejects_unknown_program() -> None:
     async with serve() as client:
-        response = await client.put(
-            "/api/v1/appliances/oven-1/program", json={"program": "eco"}
-        )
+        response = await client.put("/api/v1/appliances/oven-1/program", json={"program": "eco"})
         assert response.status == 400
         error = (await response.json())["error"]
         assert error["code"] == "unknown_program"
@@ -193,9 +189,7 @@ async def test_it_refuses_to_start_a_running_appliance() -> None:
 @async_test
 async def test_it_answers_program_for_unknown_appliance_with_404() -> None:
     async with serve() as client:
-        put = await client.put(
-            "/api/v1/appliances/nope/program", json={"program": "eco"}
-        )
+        put = await client.put("/api/v1/appliances/nope/program", json={"program": "eco"})
         assert put.status == 404
         delete = await client.delete("/api/v1/appliances/nope/program")
         assert delete.status == 404
@@ -311,17 +305,22 @@ async def test_sse_rejects_bad_limit(limit: str) -> None:
 
 @async_test
 async def test_shutdown_ends_open_streams_promptly() -> None:
-    app = create_app(event_interval=None)
-    server = TestServer(app)
+    server = TestServer(create_app(event_interval=None))
     client = TestClient(server)
     await client.start_server()
     try:
         stream = await client.get("/api/v1/events")
         await read_sse_event(stream)
+        ws = await client.ws_connect("/api/v1/events/ws")
+        await ws.receive_json(timeout=2)
+
         started = time.monotonic()
         await server.close()
         assert time.monotonic() - started < 2
-        assert await stream.content.read() in (b"", b"0\r\n\r\n")
+        assert await stream.content.read() == b""
+        closing = await ws.receive(timeout=2)
+        assert closing.type is WSMsgType.CLOSE
+        assert closing.data == aiohttp.WSCloseCode.GOING_AWAY
     finally:
         await client.close()
 
@@ -372,7 +371,7 @@ async def test_ws_limit_closes_socket_normally() -> None:
         assert (await ws.receive_json(timeout=2))["type"] == "hello"
         closing = await ws.receive(timeout=2)
         assert closing.type is WSMsgType.CLOSE
-        assert ws.close_code == aiohttp.WSCloseCode.OK
+        assert closing.data == aiohttp.WSCloseCode.OK
 
 
 @async_test

@@ -57,16 +57,39 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     child.kill()
 
-        signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+        def terminate(*_: Any) -> None:
+            stop()
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, terminate)
         try:
             demo = subprocess.Popen([sys.executable, "-m", "demo", "--host", "127.0.0.1", "--port", str(demo_port)])
             children.append(demo)
             _wait_until_up(f"http://127.0.0.1:{demo_port}/healthz", demo, "demo upstream")
-            server = subprocess.Popen([
-                sys.executable, "-m", "uvicorn", "apigw.asgi:application", "--host", host, "--port", str(port),
-                "--workers", str(options["workers"]), "--loop", "uvloop", "--http", "httptools",
-                "--lifespan", "on", "--no-access-log", "--no-server-header", "--no-date-header",
-            ])
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "apigw.asgi:application",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(options["workers"]),
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--lifespan",
+                    "on",
+                    "--no-access-log",
+                    "--no-server-header",
+                    "--no-date-header",
+                    "--no-proxy-headers",
+                ]
+            )
             children.append(server)
             base = f"http://{host}:{port}"
             _wait_until_up(f"{base}/healthz", server, "platform")

@@ -1,0 +1,60 @@
+"""Settings come from the environment; a bad value stops start-up naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import ROOT
+
+
+def check(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("GATEWAY_MAX_BODY_BYTES", "ten", "GATEWAY_MAX_BODY_BYTES must be an integer"),
+        ("GATEWAY_CONNECT_TIMEOUT", "-1", "GATEWAY_CONNECT_TIMEOUT must be >= 0.001"),
+        ("DEBUG", "maybe", "DEBUG must be a boolean"),
+        ("REDIS_URL", "http://x", "REDIS_URL must start with redis://"),
+        ("DATABASE_URL", "nosuch://x", "DATABASE_URL"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(name: str, value: str, expected: str) -> None:
+    result = check(**{"DEBUG": "true", name: value})
+    assert result.returncode != 0
+    assert expected in result.stderr
+
+
+def test_secret_key_is_required_without_debug() -> None:
+    result = check(DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_secrets_can_come_from_files(tmp_path: object) -> None:
+    secret = os.path.join(str(tmp_path), "secret")
+    with open(secret, "w") as fh:
+        fh.write("s3cr3t-from-a-file-that-is-long-enough-for-django-checks-0123456789\n")
+    result = check(DEBUG="false", SECRET_KEY_FILE=secret, ALLOWED_HOSTS="gw.example.com")
+    assert result.returncode == 0, result.stderr
+
+
+def test_control_prefix_of_root_is_a_system_check_error() -> None:
+    result = check(DEBUG="true", GATEWAY_CONTROL_PREFIXES="/admin/,/")
+    assert result.returncode != 0
+    assert "apigw.E002" in result.stderr

@@ -1,0 +1,24 @@
+"""Test settings: the project's settings with a Redis namespace of the test run's own.
+
+Set in the environment (not only here) so that gateway processes the tests start inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("REDIS_PREFIX", f"apigw-test-{uuid.uuid4().hex[:8]}:")
+os.environ.setdefault("GATEWAY_CONFIG_POLL_SECONDS", "0.5")
+os.environ.setdefault("LOG_LEVEL", "warning")
+
+from apigw.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only
+
+# Gateway processes started by the tests must see the test database: keep SQLite's on disk.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}  # noqa: F405
+    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
