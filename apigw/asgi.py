@@ -23,8 +23,10 @@ from proxy.gateway.app import Gateway  # noqa: E402
 from proxy.gateway.config import GatewayConfig  # noqa: E402
 from proxy.gateway.types import Receive, Scope, Send  # noqa: E402
 from proxy.snapshot import build_snapshot  # noqa: E402
+from proxy.usage import flush_usage  # noqa: E402
 
-gateway = Gateway(GatewayConfig.from_settings(settings), loader=build_snapshot)
+_config = GatewayConfig.from_settings(settings)
+gateway = Gateway(_config, loader=build_snapshot, maintenance=[(_config.usage_flush_seconds, flush_usage)])
 runtime.gateway = gateway
 _control_prefixes = tuple(gateway.config.control_prefixes)
 

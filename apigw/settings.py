@@ -9,6 +9,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from apigw.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from proxy.gateway.apikeys import pepper_from_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -154,4 +155,11 @@ GATEWAY: dict[str, Any] = {
     "CONFIG_REFRESH_SECONDS": env_float("GATEWAY_CONFIG_REFRESH_SECONDS", 60.0, minimum=1.0),
     "UPSTREAM_POOL_SIZE": env_int("GATEWAY_UPSTREAM_POOL_SIZE", 256, minimum=1),
     "VIA": env_str("GATEWAY_VIA", "apigw"),
+    # Redis unreachable: "local" admits by an in-process limiter (and logs it), "deny" answers 503.
+    "LIMITER_POLICY": env_choice("RATELIMIT_FAILURE_POLICY", "local", ("local", "deny")),
+    "USAGE_FLUSH_SECONDS": env_float("USAGE_FLUSH_SECONDS", 5.0, minimum=0.1),
 }
+
+# API keys are stored as HMAC-SHA256(pepper, key). A separate secret lets SECRET_KEY rotate
+# without invalidating every partner's key.
+API_KEY_PEPPER = pepper_from_secret(env_str("API_KEY_PEPPER") or SECRET_KEY)

@@ -1,8 +1,24 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from proxy.models import Route, Target, Upstream
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from proxy import services
+from proxy.models import (
+    ApiKey,
+    ApiProduct,
+    JwtIssuer,
+    Partner,
+    Plan,
+    Route,
+    Subscription,
+    Target,
+    Upstream,
+    UsageHourly,
+)
 
 
 class TargetInline(admin.TabularInline):
@@ -25,5 +41,99 @@ class RouteAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ("name", "enabled", "upstream", "priority")}),
         ("Match", {"fields": ("hosts", "path_type", "path", "methods", "headers", "query", "protocols")}),
+        ("Access", {"fields": ("product", "auth", "allow_query_key", "limit_per_second", "limit_per_minute",
+                               "limit_per_hour")}),
         ("Forward", {"fields": ("strip_prefix", "rewrite", "preserve_host")}),
     ]
+
+
+# -- partners, keys, plans ------------------------------------------------------------------------
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    extra = 0
+
+
+@admin.register(ApiProduct)
+class ApiProductAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "published", "approval")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("name", "scope", "per_second", "per_minute", "per_hour", "quota_day", "quota_month", "public")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "status", "contact_email", "created")
+    list_filter = ("status",)
+    search_fields = ("name", "slug", "contact_email")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [SubscriptionInline]
+    actions = ["activate", "suspend"]
+
+    @admin.action(description="Activate (approve) the selected partners")
+    def activate(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
+        for partner in queryset:
+            services.partner_set_status(partner=partner, status="active")
+        self.message_user(request, f"{queryset.count()} partner(s) active.")
+
+    @admin.action(description="Suspend the selected partners (their keys stop working)")
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
+        for partner in queryset:
+            services.partner_set_status(partner=partner, status="suspended")
+        self.message_user(request, f"{queryset.count()} partner(s) suspended.", messages.WARNING)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "name", "partner", "status", "expires_at", "last_used_at", "created")
+    list_filter = ("partner",)
+    search_fields = ("prefix", "name", "partner__slug")
+    readonly_fields = ("prefix", "revoked_at", "last_used_at", "created")
+    filter_horizontal = ("products",)
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # New keys go through the service so the secret is generated, hashed and shown once.
+        key, secret = services.api_key_create(partner=obj.partner, name=obj.name, expires_at=obj.expires_at)
+        obj.pk, obj.prefix, obj.hashed = key.pk, key.prefix, key.hashed
+        obj._state.adding = False
+        self.message_user(request, f"Key {key.prefix} created. Copy the secret now, it is not shown again: {secret}",
+                          messages.WARNING)
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for key in queryset:
+            services.api_key_revoke(key=key)
+        self.message_user(request, f"{queryset.count()} key(s) revoked.")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("partner", "product", "plan", "status", "created")
+    list_filter = ("status", "product", "plan")
+
+
+@admin.register(JwtIssuer)
+class JwtIssuerAdmin(admin.ModelAdmin):
+    list_display = ("name", "issuer", "audience", "partner_claim", "enabled")
+
+
+@admin.register(UsageHourly)
+class UsageHourlyAdmin(admin.ModelAdmin):
+    list_display = ("hour", "partner", "key", "route", "product", "requests", "status_2xx", "status_4xx",
+                    "status_5xx", "status_429")
+    list_filter = ("partner",)
+    date_hierarchy = "hour"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,7 +1,9 @@
 """Build the plain-data description of the configuration that the data plane compiles.
 
 Runs in a worker thread of the gateway process (``ConfigStore`` calls it with
-``asyncio.to_thread``) and in the control plane for ``explain``; it only reads.
+``asyncio.to_thread``) and in the control plane for ``explain``; it only reads. Revoked keys
+are left out (so they are unknown to the gateway); expired ones stay in so the gateway can say
+"expired" (403) instead of "invalid" (401).
 """
 
 from __future__ import annotations
@@ -10,25 +12,58 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from proxy.models import Route, Target, Upstream
+from proxy.models import ApiKey, JwtIssuer, Partner, Plan, Route, Subscription, Target, Upstream
 
 
 def build_snapshot() -> dict[str, Any]:
     close_old_connections()
     try:
-        targets: dict[int, list[dict[str, Any]]] = {}
-        for target in Target.objects.filter(enabled=True).order_by("id"):
-            targets.setdefault(target.upstream_id, []).append({"url": target.url, "weight": target.weight})
-        upstreams = [
-            {
-                "name": u.name,
-                "targets": targets.get(u.pk, []),
-                "connect_timeout": u.connect_timeout,
-                "read_timeout": u.read_timeout,
-            }
-            for u in Upstream.objects.order_by("name")
-        ]
-        routes = [r.snapshot_spec() for r in Route.objects.filter(enabled=True).select_related("upstream")]
-        return {"upstreams": upstreams, "routes": routes}
+        return {
+            "upstreams": _upstreams(),
+            "routes": [r.snapshot_spec() for r in Route.objects.filter(enabled=True).select_related("upstream",
+                                                                                                    "product")],
+            "plans": [
+                {"slug": p.slug, "scope": p.scope, "limits": p.limits(), "quotas": p.quotas()}
+                for p in Plan.objects.all()
+            ],
+            "partners": _partners(),
+            "keys": _keys(),
+            "jwt_issuers": [
+                {"name": i.name, "issuer": i.issuer, "jwks_url": i.jwks_url, "audience": i.audience,
+                 "partner_claim": i.partner_claim, "algorithms": i.algorithms or None, "leeway": i.leeway_seconds}
+                for i in JwtIssuer.objects.filter(enabled=True)
+            ],
+        }
     finally:
         close_old_connections()
+
+
+def _upstreams() -> list[dict[str, Any]]:
+    targets: dict[int, list[dict[str, Any]]] = {}
+    for target in Target.objects.filter(enabled=True).order_by("id"):
+        targets.setdefault(target.upstream_id, []).append({"url": target.url, "weight": target.weight})
+    return [
+        {"name": u.name, "targets": targets.get(u.pk, []), "connect_timeout": u.connect_timeout,
+         "read_timeout": u.read_timeout}
+        for u in Upstream.objects.order_by("name")
+    ]
+
+
+def _partners() -> list[dict[str, Any]]:
+    subscriptions: dict[int, dict[str, str]] = {}
+    for sub in Subscription.objects.filter(status="active").select_related("product", "plan"):
+        subscriptions.setdefault(sub.partner_id, {})[sub.product.slug] = sub.plan.slug
+    return [
+        {"id": p.pk, "slug": p.slug, "status": p.status, "subscriptions": subscriptions.get(p.pk, {})}
+        for p in Partner.objects.all()
+    ]
+
+
+def _keys() -> list[dict[str, Any]]:
+    keys = ApiKey.objects.filter(revoked_at__isnull=True).prefetch_related("products")
+    return [
+        {"id": k.pk, "prefix": k.prefix, "hash": k.hashed, "partner": k.partner_id,
+         "products": sorted(p.slug for p in k.products.all()),
+         "expires": k.expires_at.timestamp() if k.expires_at else None}
+        for k in keys
+    ]

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
 
 from proxy.gateway import accesslog
+from proxy.gateway.auth import Authenticator, Identity
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import BadRequest, GatewayError, ServiceUnavailable
 from proxy.gateway.headers import request_id_from
+from proxy.gateway.ratelimit import Check, Limiter
 from proxy.gateway.redis_keys import RedisKeys
-from proxy.gateway.routing import resolve_dot_segments, split_host
+from proxy.gateway.routing import Route, resolve_dot_segments, split_host
 from proxy.gateway.snapshot import ConfigStore, SnapshotLoader
 from proxy.gateway.types import Receive, Scope, Send
 from proxy.gateway.upstream import ClientGone, Forwarder
@@ -25,22 +31,57 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, loader: SnapshotLoader) -> None:
+    def __init__(self, config: GatewayConfig, loader: SnapshotLoader,
+                 maintenance: Sequence[tuple[float, Callable[[], Any]]] = ()) -> None:
+        """``maintenance``: (interval seconds, blocking callable) pairs run in a worker thread in
+        the background, e.g. the usage flush into the database (which the data plane cannot
+        import itself)."""
         self.config = config
+        self.maintenance = maintenance
+        self._maintenance_tasks: list[asyncio.Task[None]] = []
         self.keys = RedisKeys(config.redis_prefix)
         self.redis = aioredis.Redis.from_url(
             config.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30
         )
         self.store = ConfigStore(config, loader, self.redis, self.keys)
         self.forwarder = Forwarder(config)
+        self.authenticator = Authenticator(config.api_key_pepper)
+        # The limiter has its own client: short timeouts, so a hung Redis costs a request at most
+        # that long before the failure policy applies (and then nothing, for the back-off period).
+        self.limiter_redis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=0.5,
+                                                     socket_timeout=0.5)
+        self.limiter = Limiter(self.limiter_redis, self.keys, config.limiter_policy)
 
     async def startup(self) -> None:
         await self.forwarder.start()
         await self.store.start()
+        await self.limiter.start()
+        self._maintenance_tasks = [
+            asyncio.create_task(self._every(interval, job), name=f"maintenance-{getattr(job, '__name__', job)}")
+            for interval, job in self.maintenance
+        ]
+
+    async def _every(self, interval: float, job: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(job)
+            except Exception:  # a failing job (database down) retries next time; never dies
+                log.exception("maintenance job %s failed", getattr(job, "__name__", job))
 
     async def shutdown(self) -> None:
+        for task in self._maintenance_tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.limiter.stop()
+        for _, job in self.maintenance:  # one last run, e.g. flush counted usage now
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(job)
         await self.store.stop()
         await self.forwarder.close()
+        await self.authenticator.close()
+        await self.limiter_redis.aclose()
         await self.redis.aclose()
 
     def context(self, scope: Scope) -> RequestContext:
@@ -102,6 +143,7 @@ class Gateway:
         except ClientGone:
             ctx.status = 499  # nginx's "client closed request"; nobody reads this response
         finally:
+            self.limiter.record_response(ctx)
             accesslog.emit(ctx)
 
     async def handle(self, ctx: RequestContext, receive: Receive, send: Send) -> None:
@@ -116,6 +158,11 @@ class Gateway:
         )
         ctx.match = match
         route = match.route
+        identity = await self.authenticator.authenticate(ctx, route.policy, snapshot.auth)
+        ctx.identity = identity
+        if identity is not None:
+            ctx.upstream_headers = identity_headers(identity)
+        await self.limiter.check(ctx, limit_check(self.limiter, identity, route, ctx))
         upstream = snapshot.upstreams.get(route.upstream) if route.upstream else None
         target = upstream.pick() if upstream is not None else None
         if upstream is None or target is None:
@@ -148,3 +195,34 @@ class Gateway:
         ctx.response_started = True
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body if ctx.method != "HEAD" else b""})
+
+
+def identity_headers(identity: Identity) -> list[tuple[str, str]]:
+    """Who is calling, for the upstream. Client-sent copies were dropped (headers.GATEWAY_OWNED)."""
+    headers = [("X-Partner-ID", identity.partner.slug)]
+    if identity.key is not None:
+        headers.append(("X-Key-ID", identity.key.prefix))
+    if identity.plan is not None:
+        headers.append(("X-Plan", identity.plan.slug))
+    return headers
+
+
+def limit_check(limiter: Limiter, identity: Identity | None, route: Route, ctx: RequestContext) -> Check:
+    """The limits and usage counter of one request (see ratelimit.py for the key layout)."""
+    now = time.time()
+    policy = route.policy
+    route_id = route.id if route.id is not None else route.name
+    if identity is None:
+        keys, rules = limiter.plan_check(subject="", product="", rules=(), route_id=route_id,
+                                         route_rules=policy.rules, caller=f"ip{ctx.client_ip}", now=now)
+        return Check(keys, rules, "", "")
+    key = identity.key
+    caller = f"k{key.id}" if key is not None else f"p{identity.partner.id}"
+    plan = identity.plan
+    subject = caller if plan is not None and plan.scope == "key" else f"p{identity.partner.id}"
+    keys, rules = limiter.plan_check(subject=subject, product=identity.product or "-",
+                                     rules=plan.rules if plan is not None else (), route_id=route_id,
+                                     route_rules=policy.rules, caller=caller, now=now)
+    hour = int(now // 3600)
+    usage = f"{hour}|{identity.partner.id}|{key.id if key is not None else ''}|{route.id or ''}|{identity.product}"
+    return Check(keys, rules, usage, f"last|{key.id}" if key is not None else "")

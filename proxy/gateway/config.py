@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,22 +26,15 @@ class GatewayConfig:
     config_refresh_seconds: float = 60.0
     upstream_pool_size: int = 256
     via: str = "apigw"
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # Keyed hash of API keys (apikeys.py); derived from API_KEY_PEPPER or SECRET_KEY.
+    api_key_pepper: bytes = field(default=b"", repr=False)
+    limiter_policy: str = "local"  # Redis unreachable: "local" (fail open, per instance) or "deny" (503)
+    usage_flush_seconds: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> GatewayConfig:
         """Build from a Django settings object (duck-typed: only attributes are read)."""
         gw = settings.GATEWAY
-        known = {
-            "CONTROL_PREFIXES",
-            "MAX_BODY_BYTES",
-            "CONNECT_TIMEOUT",
-            "READ_TIMEOUT",
-            "CONFIG_POLL_SECONDS",
-            "CONFIG_REFRESH_SECONDS",
-            "UPSTREAM_POOL_SIZE",
-            "VIA",
-        }
         return cls(
             redis_url=settings.REDIS_URL,
             redis_prefix=settings.REDIS_PREFIX,
@@ -54,5 +46,7 @@ class GatewayConfig:
             config_refresh_seconds=gw["CONFIG_REFRESH_SECONDS"],
             upstream_pool_size=gw["UPSTREAM_POOL_SIZE"],
             via=gw["VIA"],
-            extra={k: v for k, v in gw.items() if k not in known},
+            api_key_pepper=settings.API_KEY_PEPPER,
+            limiter_policy=gw["LIMITER_POLICY"],
+            usage_flush_seconds=gw["USAGE_FLUSH_SECONDS"],
         )

@@ -42,6 +42,8 @@ class RequestContext:
     # The limiter's verdict: "" (no limit applied), allowed, rate_limited, quota_exceeded,
     # limiter_unavailable (deny policy) or local (fail-open, counted in-process).
     limit_outcome: str = ""
+    # Where this request's usage is counted (ratelimit.py), "" for anonymous callers.
+    usage_prefix: str = ""
     # W3C trace context: kept from the caller's traceparent or generated.
     trace_id: str = ""
     span_id: str = ""

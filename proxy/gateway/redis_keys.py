@@ -8,16 +8,31 @@ several deployments, or a test run, can share one Redis and clean up only their 
 | ``{p}config:version``                 | integer | control plane (INCR)      | gateways (poll)    |
 | ``{p}config:changed``                 | channel | control plane (PUBLISH)   | gateways (SUBSCRIBE)|
 | ``{p}config:snapshot``                | hash    | gateways (last good)      | gateways (DB down) |
+| ``{p}rl:<subject>:<product>:<period>``| hash    | limiter script (buckets)  | limiter script     |
+| ``{p}rl:route<id>:<caller>:<period>`` | hash    | limiter script            | limiter script     |
+| ``{p}q:<subject>:<product>:<period>:<window>`` | integer | limiter script   | limiter, explain   |
+| ``{p}usage``                          | hash    | limiter script            | usage flusher      |
+| ``{p}usage:batch:<id>``               | hash    | usage flusher (RENAME)    | usage flusher      |
+| ``{p}usage:batches``                  | zset    | usage flusher             | usage flusher      |
+
+``<subject>`` is ``k<key id>`` or ``p<partner id>`` (the plan's scope); ``<caller>`` is the
+subject, or ``ip<address>`` on public routes. Redis Cluster is not supported yet: one limiter
+call touches keys of several subjects plus the usage hash, which would need one hash tag.
 """
 
 from __future__ import annotations
 
 
 class RedisKeys:
-    __slots__ = ("prefix", "config_version", "config_channel", "config_snapshot")
+    __slots__ = ("prefix", "config_version", "config_channel", "config_snapshot", "usage", "usage_batches")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.config_version = f"{prefix}config:version"
         self.config_channel = f"{prefix}config:changed"
         self.config_snapshot = f"{prefix}config:snapshot"
+        self.usage = f"{prefix}usage"
+        self.usage_batches = f"{prefix}usage:batches"
+
+    def usage_batch(self, batch_id: str) -> str:
+        return f"{self.prefix}usage:batch:{batch_id}"

@@ -159,6 +159,7 @@ class Route:
         "order_key",
         "order",
         "literal",
+        "policy",
     )
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
@@ -206,6 +207,8 @@ class Route:
         host_rank = 0 if not self.hosts else (2 if any("*" not in h for h in self.hosts) else 1)
         self.order_key = (-self.priority, -host_rank, _PATH_RANK[self.path_type], -len(self.literal), self.name)
         self.order = 0
+        # Authentication and limits of the route (auth.RoutePolicy), attached by the snapshot.
+        self.policy: Any = None
 
     def path_params_names(self) -> set[str]:
         return set(self.regex.groupindex) if self.regex is not None else set()
@@ -294,7 +297,8 @@ def split_host(raw: str) -> str:
         end = host.find("]")
         return host[: end + 1] if end != -1 else host
     colon = host.rfind(":")
-    return host[:colon] if colon != -1 else host
+    host = host[:colon] if colon != -1 else host
+    return host.rstrip(".")  # "example.com." is the same host (fully-qualified form)
 
 
 class RouteTable:

@@ -24,6 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from proxy.gateway.auth import AuthIndex, RoutePolicy
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.redis_keys import RedisKeys
@@ -50,6 +51,7 @@ class Snapshot:
     version: int
     routes: RouteTable
     upstreams: Mapping[str, Upstream]
+    auth: AuthIndex
     data: Mapping[str, Any]
     built_at: float = field(default_factory=time.time)
 
@@ -66,10 +68,12 @@ class Snapshot:
         routes: list[Route] = []
         for spec in data.get("routes", ()):
             try:
-                routes.append(Route(spec))
+                route = Route(spec)
+                route.policy = RoutePolicy.from_spec(spec)
+                routes.append(route)
             except (RouteConfigError, ValueError, TypeError) as exc:
                 log.error("route %r left out of snapshot %s: %s", spec.get("name"), version, exc)
-        return cls(version=version, routes=RouteTable(routes), upstreams=upstreams, data=data)
+        return cls(version=version, routes=RouteTable(routes), upstreams=upstreams, auth=AuthIndex(data), data=data)
 
 
 class ConfigStore:

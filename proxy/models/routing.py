@@ -85,6 +85,12 @@ def _matchers(value: Any, field: str) -> None:
 class Route(models.Model):
     in_snapshot = True
     PATH_TYPE_CHOICES = [(t, t) for t in PATH_TYPES]
+    AUTH_CHOICES = [
+        ("key", "API key"),
+        ("jwt", "JWT bearer token"),
+        ("key_or_jwt", "API key or JWT"),
+        ("public", "Public (no credentials; limited per client IP)"),
+    ]
 
     name = models.SlugField(max_length=100, unique=True)
     upstream = models.ForeignKey(Upstream, related_name="routes", on_delete=models.PROTECT)
@@ -114,6 +120,14 @@ class Route(models.Model):
     protocols = models.JSONField(
         default=list, blank=True, help_text='["http"], ["websocket"] or both; empty means http.'
     )
+    product = models.ForeignKey("proxy.ApiProduct", related_name="routes", null=True, blank=True,
+                                on_delete=models.SET_NULL, help_text="Callers need a subscription to it.")
+    auth = models.CharField(max_length=12, choices=AUTH_CHOICES, default="key")
+    allow_query_key = models.BooleanField(default=False, help_text="Also accept the key as ?api_key=…")
+    limit_per_second = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                                   help_text="Per caller (key, or client IP when public).")
+    limit_per_minute = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    limit_per_hour = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -141,6 +155,11 @@ class Route(models.Model):
             "rewrite": self.rewrite,
             "preserve_host": self.preserve_host,
             "protocols": list(self.protocols) or ["http"],
+            "product": self.product.slug if self.product_id else None,
+            "auth": self.auth,
+            "allow_query_key": self.allow_query_key,
+            "limits": {k: v for k, v in (("second", self.limit_per_second), ("minute", self.limit_per_minute),
+                                         ("hour", self.limit_per_hour)) if v},
         }
 
     def clean(self) -> None:

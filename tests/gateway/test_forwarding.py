@@ -19,6 +19,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def route(name: str, path: str, upstream: str = "demo", **extra: Any) -> dict[str, Any]:
+    extra.setdefault("auth", "public")
     return {"name": name, "path": path, "path_type": extra.pop("path_type", "prefix"), "upstream": upstream, **extra}
 
 

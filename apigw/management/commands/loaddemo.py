@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from proxy.models import Route, Target, Upstream
+from proxy import services
+from proxy.models import ApiProduct, Plan, Route, Target, Upstream
 
 DEMO_UPSTREAM_URL = "http://127.0.0.1:8001"
 ADMIN_USERNAME = "admin"
@@ -45,17 +46,49 @@ def ensure_admin() -> str:
     return password
 
 
+def _var(name: str) -> Path:
+    return Path(settings.BASE_DIR) / "var" / name
+
+
+def ensure_demo_key() -> str:
+    """The demo partner's key. Only its hash is in the database, so the secret is kept in
+    var/demo-api-key (0600, git-ignored) and reused while it is still valid."""
+    stored = _var("demo-api-key")
+    if stored.exists():
+        secret = stored.read_text().strip()
+        key = services.api_key_find(secret)
+        if key is not None and key.status == "active" and key.partner.status == "active":
+            return secret
+    partner = services.partner_get_or_create(slug="demo-partner", name="Demo Partner")
+    services.partner_set_status(partner=partner, status="active")
+    _key, secret = services.api_key_create(partner=partner, name="demo")
+    stored.parent.mkdir(exist_ok=True)
+    stored.write_text(secret + "\n")
+    stored.chmod(0o600)
+    return secret
+
+
 @transaction.atomic
 def load_demo(upstream_url: str = DEMO_UPSTREAM_URL) -> dict[str, Any]:
     upstream, _ = Upstream.objects.update_or_create(
         name="demo-appliances", defaults={"description": "The demo appliance API (python -m demo)"}
     )
     Target.objects.update_or_create(upstream=upstream, url=upstream_url, defaults={"weight": 1, "enabled": True})
+    product, _ = ApiProduct.objects.update_or_create(
+        slug="appliance-api-v1",
+        defaults={"name": "Appliance API v1", "description": "List appliances, start programs, receive events."},
+    )
+    plan, _ = Plan.objects.update_or_create(
+        slug="demo", defaults={"name": "Demo", "scope": "key", "per_minute": 60, "quota_day": 10_000}
+    )
     Route.objects.update_or_create(
         name="appliances-v1",
-        defaults={"upstream": upstream, "path_type": "prefix", "path": "/api/v1", "protocols": ["http"]},
+        defaults={"upstream": upstream, "path_type": "prefix", "path": "/api/v1", "protocols": ["http"],
+                  "product": product, "auth": "key"},
     )
-    return {"upstream": upstream.name}
+    partner = services.partner_get_or_create(slug="demo-partner", name="Demo Partner")
+    services.subscription_set(partner=partner, product=product, plan=plan)
+    return {"upstream": upstream.name, "lines": [f"Demo API key: {ensure_demo_key()}"]}
 
 
 class Command(BaseCommand):
@@ -65,6 +98,8 @@ class Command(BaseCommand):
         parser.add_argument("--upstream-url", default=DEMO_UPSTREAM_URL)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        load_demo(options["upstream_url"])
+        info = load_demo(options["upstream_url"])
         password = ensure_admin()
         self.stdout.write(f"Admin login: {ADMIN_USERNAME} / {password}")
+        for line in info["lines"]:
+            self.stdout.write(line)

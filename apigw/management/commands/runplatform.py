@@ -103,7 +103,8 @@ class Command(BaseCommand):
                 f"Health:              {base}/healthz  {base}/readyz",
                 f"Demo upstream:       http://127.0.0.1:{demo_port}/api/v1/appliances",
             ]
-            lines.extend(info.get("lines", []))
+            lines.extend(info["lines"])
+            lines.append(f"Try it:  curl -H 'Authorization: Bearer <Demo API key>' {base}/api/v1/appliances")
             self.stdout.write("\n".join(lines) + "\n")
             self.stdout.flush()
             while all(child.poll() is None for child in children):

@@ -1,0 +1,52 @@
+"""API key format: ``gw_<prefix>_<secret>``.
+
+The prefix (8 lower-case base-32 characters) is public: it names the key in listings, logs and
+the portal, and it is how the gateway finds the key. The secret (32 URL-safe characters, 190
+bits) is shown once. The database and the snapshot keep only HMAC-SHA256(pepper, whole key):
+a stolen database or Redis dump yields no usable keys, and a lookup by prefix followed by
+``hmac.compare_digest`` leaks no timing about the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+PREFIX_LENGTH = 8
+SECRET_LENGTH = 32
+KEY_PREFIX = "gw_"
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_KEY_RE = re.compile(rf"gw_([a-z2-7]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{{SECRET_LENGTH}}})")
+MAX_CREDENTIAL_LENGTH = 4096  # longer Authorization values are refused before any work
+
+
+def generate() -> tuple[str, str]:
+    """A new key and its prefix."""
+    prefix = "".join(secrets.choice(_ALPHABET) for _ in range(PREFIX_LENGTH))
+    secret = secrets.token_urlsafe(SECRET_LENGTH)[:SECRET_LENGTH]
+    return f"{KEY_PREFIX}{prefix}_{secret}", prefix
+
+
+def split(key: str) -> str | None:
+    """The prefix of a well-formed key, else None."""
+    found = _KEY_RE.fullmatch(key)
+    return found.group(1) if found else None
+
+
+def looks_like_key(value: str) -> bool:
+    return value.startswith(KEY_PREFIX)
+
+
+def digest(pepper: bytes, key: str) -> str:
+    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+
+
+def verify(pepper: bytes, key: str, hashed: str) -> bool:
+    return hmac.compare_digest(digest(pepper, key), hashed)
+
+
+def pepper_from_secret(secret: str) -> bytes:
+    """Derive the hashing key from a configured secret (API_KEY_PEPPER or SECRET_KEY)."""
+    return hashlib.sha256(b"apigw-api-key-pepper:" + secret.encode()).digest()

@@ -1,0 +1,300 @@
+"""Phase 3, limit: every limit that applies, checked and counted in one atomic Redis call.
+
+Limits of one request (any combination):
+- the plan's rate limits (second / minute / hour) and quotas (day / month), counted per key or
+  per partner as the plan says, separately for each product;
+- the route's own rate limits, per caller (the key, the partner for JWT callers, or the client
+  IP on public routes).
+
+The same call counts the request in the usage hash (see usage fields below). Refused requests
+consume no limit and no quota. When Redis cannot be reached the configured policy applies:
+``local`` admits by an in-process limiter (limits then hold per instance, not cluster-wide)
+and keeps usage counts in memory until Redis is back; ``deny`` answers 503 limiter_unavailable.
+
+Usage fields (hash ``{p}usage``): ``<hour>|<partner>|<key>|<route>|<product>|<metric>`` with
+metric ``req`` (admitted or refused, counted in the limiter call), ``429``, ``2xx`` … ``5xx``
+and ``lat_ms`` (added when the response is done, carried by a later call), and
+``last|<key>`` = the key's last-used time. proxy/usage.py moves them into the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from proxy.gateway.context import RequestContext
+from proxy.gateway.errors import ServiceUnavailable, TooManyRequests
+from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.redisbatch import ScriptBatcher
+
+log = logging.getLogger("apigw.ratelimit")
+
+SCRIPT = (Path(__file__).with_name("ratelimit.lua")).read_text()
+# (window, bucket) in ms: the count is exact to within one bucket at the window's trailing edge.
+RATE_PERIODS = {"second": (1_000, 100), "minute": (60_000, 1_000), "hour": (3_600_000, 60_000)}
+QUOTA_PERIODS = ("day", "month")
+POLICIES = ("local", "deny")
+# After a failed call, skip Redis for this long (no per-request wait on a dead server), then retry.
+_DOWN_BACKOFF = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str  # "plan:minute", "route:second", "plan:day" …
+    kind: str  # "r" rate, "q" quota
+    period: str
+    limit: int
+
+    @property
+    def code(self) -> str:
+        return "quota_exceeded" if self.kind == "q" else "rate_limited"
+
+
+def rate_rules(owner: str, limits: Mapping[str, int]) -> tuple[Rule, ...]:
+    return tuple(Rule(f"{owner}:{p}", "r", p, int(limits[p])) for p in RATE_PERIODS if limits.get(p))
+
+
+def quota_rules(owner: str, quotas: Mapping[str, int]) -> tuple[Rule, ...]:
+    return tuple(Rule(f"{owner}:{p}", "q", p, int(quotas[p])) for p in QUOTA_PERIODS if quotas.get(p))
+
+
+def quota_window(period: str, now: float) -> tuple[str, float]:
+    """The calendar window (UTC) that ``now`` falls in: its id and its end (epoch seconds)."""
+    t = time.gmtime(now)
+    if period == "day":
+        start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
+        return time.strftime("%Y%m%d", t), start + 86_400
+    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+    return time.strftime("%Y%m", t), calendar.timegm((year, month, 1, 0, 0, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    rule: Rule | None
+    limit: int
+    remaining: int
+    reset: float  # seconds until the tightest limit has room again
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        reset = str(max(0, math.ceil(self.reset))).encode()
+        headers = [(b"ratelimit-limit", str(self.limit).encode()),
+                   (b"ratelimit-remaining", str(max(0, self.remaining)).encode()),
+                   (b"ratelimit-reset", reset)]
+        if not self.allowed:
+            headers.append((b"retry-after", reset))
+        return headers
+
+
+@dataclass(slots=True)
+class Check:
+    """What one request asks of the limiter: the Redis keys and rules, and its usage field."""
+
+    keys: list[str]
+    rules: list[Rule]
+    usage_prefix: str
+    last_used_field: str
+
+
+class LocalLimiter:
+    """The same sliding-window rules, in this process only: the fail-open fallback."""
+
+    def __init__(self) -> None:
+        self._rates: dict[str, dict[int, int]] = {}
+        self._quotas: dict[str, int] = {}
+
+    def check(self, keys: list[str], rules: list[Rule], now: float) -> Decision:
+        best: Decision | None = None
+        counts: list[tuple[str, Rule, int]] = []
+        for key, rule in zip(keys, rules, strict=True):
+            if rule.kind == "r":
+                window, bucket_ms = RATE_PERIODS[rule.period]
+                buckets = self._rates.setdefault(key, {})
+                current = int(now * 1000) // bucket_ms
+                oldest = current - window // bucket_ms + 1
+                for idx in [i for i in buckets if i < oldest]:
+                    del buckets[idx]
+                count = sum(buckets.values())
+                reset = ((min(buckets) + window // bucket_ms) * bucket_ms / 1000 - now) if buckets else window / 1000
+                counts.append((key, rule, current))
+            else:
+                count = self._quotas.get(key, 0)
+                reset = quota_window(rule.period, now)[1] - now
+                counts.append((key, rule, 0))
+            remaining = rule.limit - count - 1
+            if remaining < 0:
+                return Decision(False, rule, rule.limit, 0, reset)
+            if best is None or remaining < best.remaining:
+                best = Decision(True, rule, rule.limit, remaining, reset)
+        for key, rule, bucket in counts:
+            if rule.kind == "r":
+                self._rates[key][bucket] = self._rates[key].get(bucket, 0) + 1
+            else:
+                self._quotas[key] = self._quotas.get(key, 0) + 1
+        return best or Decision(True, None, 0, 0, 0)
+
+
+class Limiter:
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, policy: str = "local") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"limiter policy must be one of {POLICIES}, got {policy!r}")
+        self.redis = redis
+        self.keys = keys
+        self.policy = policy
+        self.usage_key = keys.usage
+        self.pending: dict[str, int] = {}
+        self.local = LocalLimiter()
+        self.batcher = ScriptBatcher(redis, SCRIPT, self._take_deltas, self._return_deltas)
+        self._down_until = 0.0
+        self.degraded = False  # True while Redis is unreachable
+        self._task: asyncio.Task[None] | None = None
+
+    # -- usage deltas ---------------------------------------------------------------------------
+    def _take_deltas(self, limit: int) -> list[tuple[str, int]]:
+        if not self.pending:
+            return []
+        if len(self.pending) <= limit:
+            taken = list(self.pending.items())
+            self.pending = {}
+            return taken
+        taken = []
+        for field in list(self.pending)[:limit]:
+            taken.append((field, self.pending.pop(field)))
+        return taken
+
+    def _return_deltas(self, deltas: list[tuple[str, int]]) -> None:
+        for field, value in deltas:
+            self.pending[field] = self.pending.get(field, 0) + value
+
+    def _add(self, field: str, value: int = 1) -> None:
+        self.pending[field] = self.pending.get(field, 0) + value
+
+    def record_response(self, ctx: RequestContext) -> None:
+        """After the response: its status class and latency, sent with a later limiter call."""
+        prefix = ctx.usage_prefix
+        if not prefix or ctx.limit_outcome in ("rate_limited", "quota_exceeded"):
+            return
+        status = ctx.status
+        if 200 <= status < 600:
+            self._add(f"{prefix}|{status // 100}xx")
+        self._add(f"{prefix}|lat_ms", int((time.perf_counter() - ctx.started) * 1000))
+
+    # -- the check ------------------------------------------------------------------------------
+    def plan_check(self, *, subject: str, product: str, rules: tuple[Rule, ...], route_id: Any,
+                   route_rules: tuple[Rule, ...], caller: str, now: float) -> tuple[list[str], list[Rule]]:
+        prefix = self.keys.prefix
+        keys: list[str] = []
+        selected: list[Rule] = []
+        for rule in rules:
+            if rule.kind == "r":
+                keys.append(f"{prefix}rl:{subject}:{product}:{rule.period}")
+            else:
+                window_id, _ = quota_window(rule.period, now)
+                keys.append(f"{prefix}q:{subject}:{product}:{rule.period}:{window_id}")
+            selected.append(rule)
+        for rule in route_rules:
+            keys.append(f"{prefix}rl:route{route_id}:{caller}:{rule.period}")
+            selected.append(rule)
+        return keys, selected
+
+    def _args(self, check: Check, now: float) -> list[Any]:
+        now_ms = int(now * 1000)
+        args: list[Any] = [now_ms, len(check.rules)]
+        for rule in check.rules:
+            if rule.kind == "r":
+                window, bucket = RATE_PERIODS[rule.period]
+                args += ["r", rule.limit, window, bucket]
+            else:
+                args += ["q", rule.limit, int(quota_window(rule.period, now)[1] * 1000), 0]
+        args += [check.usage_prefix, check.last_used_field, int(now)]
+        return args
+
+    async def check(self, ctx: RequestContext, check: Check) -> None:
+        """Apply the limits; sets the RateLimit headers, raises 429 or 503 when refused."""
+        now = time.time()
+        ctx.usage_prefix = check.usage_prefix
+        if not check.rules and not check.usage_prefix:
+            return
+        decision: Decision | None = None
+        if time.monotonic() >= self._down_until:
+            try:
+                reply = await self.batcher.call([*check.keys, self.usage_key], self._args(check, now))
+                decision = self._decision(reply, check.rules)
+                if self.degraded:
+                    self.degraded = False
+                    log.warning("limiter: Redis reachable again, cluster-wide limits restored")
+            except (RedisError, OSError) as exc:
+                self._down_until = time.monotonic() + _DOWN_BACKOFF
+                if not self.degraded:
+                    self.degraded = True
+                    log.error("limiter: Redis unreachable (%s); policy %s", type(exc).__name__, self.policy)
+        if decision is None:
+            decision = self._fallback(ctx, check, now)
+        if check.rules:
+            ctx.response_headers.extend(decision.headers())
+        if decision.allowed:
+            ctx.limit_outcome = ctx.limit_outcome or "allowed"
+            return
+        assert decision.rule is not None
+        ctx.limit_outcome = decision.rule.code
+        message = ("The quota for this period is used up." if decision.rule.kind == "q"
+                   else "Too many requests; slow down.")
+        raise TooManyRequests(f"{message} Limit: {decision.rule.name} {decision.limit}.", code=decision.rule.code)
+
+    def _decision(self, reply: list[Any], rules: list[Rule]) -> Decision:
+        allowed, index, remaining, reset_ms, limit = (int(x) for x in reply)
+        rule = rules[index - 1] if index else None
+        return Decision(bool(allowed), rule, limit, remaining, reset_ms / 1000)
+
+    def _fallback(self, ctx: RequestContext, check: Check, now: float) -> Decision:
+        if self.policy == "deny":
+            ctx.limit_outcome = "limiter_unavailable"
+            raise ServiceUnavailable("Rate limiting is unavailable; try again shortly.", code="limiter_unavailable",
+                                     headers=[(b"retry-after", b"1")])
+        ctx.limit_outcome = "local"
+        decision = self.local.check(check.keys, check.rules, now)
+        # Counted here, sent to Redis by the first call that succeeds: nothing is lost.
+        if check.usage_prefix:
+            self._add(f"{check.usage_prefix}|req")
+            if not decision.allowed:
+                self._add(f"{check.usage_prefix}|429")
+        return decision
+
+    # -- background flush of deltas when traffic is idle ---------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_idle(), name="usage-deltas")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def flush(self) -> bool:
+        """Send pending usage deltas now (used when idle and at shutdown)."""
+        if not self.pending:
+            return True
+        now = time.time()
+        try:
+            await self.batcher.call([self.usage_key], [int(now * 1000), 0, "", "", int(now)])
+        except (RedisError, OSError):
+            return False
+        return True
+
+    async def _flush_idle(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.pending and self.batcher.idle and time.monotonic() >= self._down_until:
+                await self.flush()

@@ -1,0 +1,119 @@
+"""Move usage counted in Redis into hourly database rows, exactly once.
+
+1. Claim: an atomic RENAME moves the live hash ``{p}usage`` to ``{p}usage:batch:<id>`` and
+   records the batch in ``{p}usage:batches``. Counting goes on in a fresh ``{p}usage``; two
+   instances can never claim the same counts.
+2. Apply: in one database transaction, insert ``UsageFlush(batch=id)`` (unique) and add the
+   batch's counts to ``UsageHourly``. A batch applied twice fails on the unique row and rolls
+   back, so nothing is counted twice.
+3. Forget: delete the batch hash and its entry.
+
+A crash after 1 leaves the batch in Redis; any instance picks up batches older than
+``orphan_after`` seconds (under a short lock) and applies them, or just forgets them if step 2
+had committed. Nothing is lost and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import redis
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from proxy import configbus
+from proxy.models import ApiKey, Partner, Route, UsageFlush, UsageHourly
+
+log = logging.getLogger("apigw.usage")
+
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+_METRICS = {"req": "requests", "2xx": "status_2xx", "3xx": "status_3xx", "4xx": "status_4xx",
+            "5xx": "status_5xx", "429": "status_429", "lat_ms": "latency_ms_sum"}
+FLUSH_RECORDS_KEPT = timedelta(days=7)
+
+
+def flush_usage(*, orphan_after: float = 60.0) -> int:
+    """Flush what is counted now (and any orphaned batch). Returns the number of fields applied."""
+    client = configbus.redis_client()
+    names = configbus.keys()
+    now = time.time()
+    batch_id = uuid.uuid4().hex
+    batches = []
+    if client.eval(_CLAIM, 3, names.usage, names.usage_batch(batch_id), names.usage_batches, now, batch_id):
+        batches.append(batch_id)
+    for raw in client.zrangebyscore(names.usage_batches, "-inf", now - orphan_after):
+        orphan = raw.decode()
+        # The lock keeps two instances from replaying one orphan at the same moment; the unique
+        # UsageFlush row would refuse the second anyway.
+        if orphan != batch_id and client.set(names.usage_batch(orphan) + ":lock", "1", nx=True, ex=60):
+            batches.append(orphan)
+    applied = 0
+    for batch in batches:
+        applied += apply_batch(client, batch)
+    return applied
+
+
+def apply_batch(client: redis.Redis, batch_id: str) -> int:
+    names = configbus.keys()
+    key = names.usage_batch(batch_id)
+    data = {k.decode(): int(v) for k, v in client.hgetall(key).items()}
+    applied = 0
+    if data:
+        try:
+            with transaction.atomic():
+                UsageFlush.objects.create(batch=batch_id, fields=len(data))
+                _apply(data)
+            applied = len(data)
+        except IntegrityError:
+            log.info("usage batch %s was applied before; forgetting it", batch_id)
+    client.delete(key, key + ":lock")
+    client.zrem(names.usage_batches, batch_id)
+    UsageFlush.objects.filter(applied_at__lt=timezone.now() - FLUSH_RECORDS_KEPT).delete()
+    return applied
+
+
+def _apply(data: dict[str, int]) -> None:
+    buckets: dict[tuple[int, int, int | None, int | None, str], dict[str, int]] = defaultdict(dict)
+    last_used: dict[int, int] = {}
+    for field, value in data.items():
+        parts = field.split("|")
+        if parts[0] == "last" and len(parts) == 2:
+            last_used[int(parts[1])] = max(value, last_used.get(int(parts[1]), 0))
+            continue
+        if len(parts) != 6 or parts[5] not in _METRICS:
+            log.warning("usage field %r not understood; skipped", field)
+            continue
+        hour, partner, key, route, product, metric = parts
+        bucket = (int(hour), int(partner), int(key) if key else None, int(route) if route.isdigit() else None, product)
+        column = _METRICS[metric]
+        buckets[bucket][column] = buckets[bucket].get(column, 0) + value
+
+    partners = set(Partner.objects.filter(pk__in={b[1] for b in buckets}).values_list("pk", flat=True))
+    keys = set(ApiKey.objects.filter(pk__in={b[2] for b in buckets if b[2]}).values_list("pk", flat=True))
+    routes = set(Route.objects.filter(pk__in={b[3] for b in buckets if b[3]}).values_list("pk", flat=True))
+    for (hour, partner, key, route, product), counts in buckets.items():
+        if partner not in partners:
+            continue  # the partner was deleted, and its usage with it
+        lookup = {
+            "hour": datetime.fromtimestamp(hour * 3600, tz=UTC), "partner_id": partner,
+            "key_id": key if key in keys else None, "route_id": route if route in routes else None,
+            "product": product,
+        }
+        updated = UsageHourly.objects.filter(**lookup).update(**{c: F(c) + v for c, v in counts.items()})
+        if not updated:
+            UsageHourly.objects.create(**lookup, **counts)
+    for key_id, seconds in last_used.items():
+        used = datetime.fromtimestamp(seconds, tz=UTC)
+        ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=used).update(last_used_at=used)
