@@ -111,9 +111,12 @@ def _apply(data: dict[str, int]) -> None:
             "key_id": key if key in keys else None, "route_id": route if route in routes else None,
             "product": product,
         }
-        updated = UsageHourly.objects.filter(**lookup).update(**{c: F(c) + v for c, v in counts.items()})
-        if not updated:
+        # Two flushers may both have created a row for this bucket: add to exactly one of them.
+        row = UsageHourly.objects.filter(**lookup).order_by("pk").values_list("pk", flat=True).first()
+        if row is None:
             UsageHourly.objects.create(**lookup, **counts)
+        else:
+            UsageHourly.objects.filter(pk=row).update(**{c: F(c) + v for c, v in counts.items()})
     for key_id, seconds in last_used.items():
         used = datetime.fromtimestamp(seconds, tz=UTC)
         ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=used).update(last_used_at=used)

@@ -24,8 +24,8 @@ class UsageHourly(models.Model):
 
     class Meta:
         verbose_name_plural = "usage (hourly)"
-        # No unique constraint: two flushers may each add a row for the same bucket; readers sum,
-        # so that is harmless, and it keeps nullable keys/routes portable across databases.
+        # No unique constraint: two flushers may each add a row for the same bucket (readers sum,
+        # and a flush adds to exactly one row), which keeps nullable keys/routes portable.
         indexes = [models.Index(fields=["partner", "hour"])]
 
     def __str__(self) -> str:

@@ -82,7 +82,9 @@ def test_the_gateway_keeps_serving_when_the_database_is_unreachable(demo_route: 
 
         relay.cut()
         # A change while the gateway cannot read it: the version moves, the reload fails.
-        Route.objects.create(name="v2", upstream=demo_route.upstream, path="/v2", rewrite="/api/v1{path}", auth="public")
+        Route.objects.create(
+            name="v2", upstream=demo_route.upstream, path="/v2", rewrite="/api/v1{path}", auth="public"
+        )
         ready = httpx.get(base + "/readyz", timeout=5)
         assert ready.status_code == 200
         assert ready.json()["checks"]["database"]["ok"] is False

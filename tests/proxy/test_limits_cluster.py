@@ -1,0 +1,168 @@
+"""Exact limits across gateway processes sharing one Redis, revocation, and usage accounting.
+
+alice's key is on a 100/minute plan; bob's partner on a 100/day quota. Three gateway
+processes serve them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from django.db.models import Sum
+
+from proxy import services
+from proxy.models import ApiProduct, Plan, Route, Target, Upstream, UsageHourly
+from proxy.usage import flush_usage
+from tests.conftest import subprocess_database_url
+from tests.servers import Process, free_port, gateway_process, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def product(demo_upstream: str) -> ApiProduct:
+    upstream = Upstream.objects.create(name="demo")
+    Target.objects.create(upstream=upstream, url=demo_upstream)
+    product = ApiProduct.objects.create(name="Appliances", slug="appliances")
+    Route.objects.create(name="appliances", upstream=upstream, path="/api/v1", product=product, auth="key")
+    return product
+
+
+def key_on(product: ApiProduct, plan: Plan, partner_slug: str) -> str:
+    partner = services.partner_get_or_create(slug=partner_slug)
+    services.subscription_set(partner=partner, product=product, plan=plan)
+    _, secret = services.api_key_create(partner=partner, name=f"{partner_slug}-key")
+    return secret
+
+
+@pytest.fixture
+def gateways() -> Iterator[Any]:
+    started: list[Process] = []
+
+    def start(count: int = 1, **env: str) -> list[str]:
+        urls = []
+        for _ in range(count):
+            port = free_port()
+            proc = gateway_process(port, env={"DATABASE_URL": subprocess_database_url(), **env})
+            started.append(proc.start())
+            urls.append(f"http://127.0.0.1:{port}")
+        return urls
+
+    start.processes = started  # type: ignore[attr-defined]
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+async def burst(urls: list[str], key: str, total: int, path: str = "/api/v1/appliances") -> Counter[int]:
+    """``total`` concurrent requests spread over the gateways."""
+    limits = httpx.Limits(max_connections=total)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        responses = await asyncio.gather(
+            *(client.get(urls[i % len(urls)] + path, headers={"Authorization": f"Bearer {key}"}) for i in range(total))
+        )
+    return Counter(r.status_code for r in responses)
+
+
+def test_a_rate_limit_holds_exactly_across_three_gateways(product: ApiProduct, gateways: Any) -> None:
+    plan = Plan.objects.create(name="Hundred", slug="hundred", per_minute=100)
+    alice = key_on(product, plan, "alice")
+    urls = gateways(3)
+    statuses = asyncio.run(burst(urls, alice, 300))
+    assert statuses == {200: 100, 429: 200}
+
+
+def test_a_daily_quota_holds_exactly_and_refusals_do_not_consume_it(
+    product: ApiProduct, gateways: Any, redis_client: Any
+) -> None:
+    plan = Plan.objects.create(name="Daily", slug="daily", quota_day=100, scope="partner")
+    bob = key_on(product, plan, "bob")
+    urls = gateways(3)
+    statuses = asyncio.run(burst(urls, bob, 300))
+    assert statuses == {200: 100, 429: 200}
+    refused = httpx.get(urls[0] + "/api/v1/appliances", headers={"X-API-Key": bob})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "quota_exceeded"
+    assert int(refused.headers["retry-after"]) > 0
+    # 100 admitted, 201 refused: the counter shows only what was admitted.
+    counters = [k for k in redis_client.scan_iter(match=os.environ["REDIS_PREFIX"] + "q:p*:appliances:day:*")]
+    assert len(counters) == 1
+    assert int(redis_client.get(counters[0])) == 100
+
+
+def test_rate_limit_headers_count_down(product: ApiProduct, gateways: Any) -> None:
+    plan = Plan.objects.create(name="Ten", slug="ten", per_second=50, per_minute=10)
+    carol = key_on(product, plan, "carol")
+    (url,) = gateways(1)
+    seen = []
+    for _ in range(11):
+        response = httpx.get(url + "/api/v1/appliances", headers={"X-API-Key": carol})
+        seen.append((response.status_code, response.headers.get("ratelimit-remaining")))
+    assert seen[0] == (200, "9")
+    assert seen[9] == (200, "0")
+    assert seen[10] == (429, "0")
+    assert response.headers["ratelimit-limit"] == "10"
+    assert response.json()["error"]["code"] == "rate_limited"
+
+
+def test_revocation_on_one_instance_refuses_the_key_on_another_within_a_second(
+    product: ApiProduct, gateways: Any
+) -> None:
+    plan = Plan.objects.create(name="Open", slug="open")
+    secret = key_on(product, plan, "dave")
+    a, b = gateways(2)
+    for url in (a, b):
+        assert httpx.get(url + "/api/v1/appliances", headers={"X-API-Key": secret}).status_code == 200
+    key = services.api_key_find(secret)
+    assert key is not None
+    services.api_key_revoke(key=key)
+    took = wait_until(
+        lambda: httpx.get(b + "/api/v1/appliances", headers={"X-API-Key": secret}).status_code == 401, timeout=1.0
+    )
+    assert took < 1.0
+
+
+def test_a_suspended_partner_is_refused_within_a_second(product: ApiProduct, gateways: Any) -> None:
+    plan = Plan.objects.create(name="Open", slug="open")
+    secret = key_on(product, plan, "erin")
+    (url,) = gateways(1)
+    assert httpx.get(url + "/api/v1/appliances", headers={"X-API-Key": secret}).status_code == 200
+    key = services.api_key_find(secret)
+    assert key is not None
+    services.partner_set_status(partner=key.partner, status="suspended")
+    wait_until(
+        lambda: httpx.get(url + "/api/v1/appliances", headers={"X-API-Key": secret}).status_code == 403, timeout=1.0
+    )
+
+
+def test_every_served_request_is_counted_once_across_a_restart(product: ApiProduct, gateways: Any) -> None:
+    plan = Plan.objects.create(name="Counted", slug="counted", per_minute=10_000)
+    secret = key_on(product, plan, "frank")
+    first, second = gateways(2, USAGE_FLUSH_SECONDS="0.2")
+    served = Counter[int]()
+    served += asyncio.run(burst([first, second], secret, 150))
+    # A graceful restart of one instance while the other keeps flushing concurrently.
+    gateways.processes[0].stop()
+    (third,) = gateways(1, USAGE_FLUSH_SECONDS="0.2")
+    served += asyncio.run(burst([second, third], secret, 90, path="/api/v1/appliances/washer-1"))
+    # And an instance that dies without a goodbye: counts live in Redis from admission on.
+    gateways.processes[1].stop(sig=9)
+    served += asyncio.run(burst([third], secret, 20))
+    assert served == {200: 260}
+
+    def flushed() -> int:
+        flush_usage(orphan_after=0)
+        return int(UsageHourly.objects.aggregate(n=Sum("requests"))["n"] or 0)
+
+    wait_until(lambda: flushed() == 260, timeout=10.0, interval=0.3)
+    assert flushed() == 260  # and nothing more arrives later
+    rows = UsageHourly.objects.filter(key__isnull=False)
+    assert rows.aggregate(n=Sum("status_2xx"))["n"] <= 260
+    key = services.api_key_find(secret)
+    assert key is not None and key.last_used_at is not None

@@ -1,0 +1,119 @@
+"""Usage moves from Redis into hourly rows exactly once: crashes and concurrent flushers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+
+from proxy import configbus, services, usage
+from proxy.models import ApiProduct, Route, Upstream, UsageFlush, UsageHourly
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HOUR = 493_000  # hours since the epoch: 2026-03-29 16:00 UTC
+
+
+@pytest.fixture
+def ids() -> dict[str, Any]:
+    upstream = Upstream.objects.create(name="u")
+    product = ApiProduct.objects.create(name="P", slug="p")
+    route = Route.objects.create(name="r", upstream=upstream, path="/r", product=product)
+    partner = services.partner_get_or_create(slug="hana")
+    key, _ = services.api_key_create(partner=partner, name="k")
+    return {"partner": partner.pk, "key": key.pk, "route": route.pk}
+
+
+def count(ids: dict[str, Any], n: int, metric: str = "req") -> None:
+    field = f"{HOUR}|{ids['partner']}|{ids['key']}|{ids['route']}|p|{metric}"
+    configbus.redis_client().hincrby(configbus.keys().usage, field, n)
+
+
+def total(column: str = "requests") -> int:
+    return int(UsageHourly.objects.aggregate(n=Sum(column))["n"] or 0)
+
+
+def test_counts_land_in_the_right_hourly_row(ids: dict[str, Any]) -> None:
+    count(ids, 7)
+    count(ids, 5, "2xx")
+    count(ids, 2, "429")
+    configbus.redis_client().hset(configbus.keys().usage, f"last|{ids['key']}", 1_800_000_000)
+    assert usage.flush_usage() == 4
+    row = UsageHourly.objects.get()
+    assert row.hour == datetime.fromtimestamp(HOUR * 3600, tz=UTC)
+    assert (row.requests, row.status_2xx, row.status_429) == (7, 5, 2)
+    assert row.key_id == ids["key"] and row.route_id == ids["route"] and row.product == "p"
+    assert row.key is not None and row.key.last_used_at == datetime.fromtimestamp(1_800_000_000, tz=UTC)
+    count(ids, 3)
+    usage.flush_usage()
+    assert total() == 10
+    assert usage.flush_usage() == 0  # nothing new: nothing applied
+
+
+def test_a_crash_between_claim_and_write_loses_nothing(ids: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    count(ids, 11)
+
+    def crash(data: dict[str, int]) -> None:
+        raise RuntimeError("killed mid-flush")
+
+    monkeypatch.setattr(usage, "_apply", crash)
+    with pytest.raises(RuntimeError):
+        usage.flush_usage()
+    assert total() == 0
+    monkeypatch.undo()
+    count(ids, 4)  # counting went on meanwhile
+    usage.flush_usage(orphan_after=3600)  # the orphan is too young to be replayed yet
+    assert total() == 4
+    usage.flush_usage(orphan_after=0)
+    assert total() == 15
+    assert usage.flush_usage(orphan_after=0) == 0
+
+
+def test_a_batch_applied_before_a_crash_is_not_applied_again(
+    ids: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count(ids, 9)
+    client = configbus.redis_client()
+    # Crash after the database commit, before the batch is forgotten in Redis.
+    monkeypatch.setattr(type(client), "delete", lambda self, *keys: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError):
+        usage.flush_usage()
+    monkeypatch.undo()
+    assert total() == 9
+    assert client.zcard(configbus.keys().usage_batches) == 1
+    usage.flush_usage(orphan_after=0)
+    assert total() == 9  # replay refused by the UsageFlush row
+    assert client.zcard(configbus.keys().usage_batches) == 0
+
+
+def test_concurrent_flushers_count_everything_once(ids: dict[str, Any]) -> None:
+    stop = threading.Event()
+    counted = 0
+
+    def writer() -> None:
+        nonlocal counted
+        while not stop.is_set() and counted < 3000:
+            count(ids, 1)
+            counted += 1
+
+    def flusher() -> None:
+        try:
+            while not stop.is_set():
+                usage.flush_usage(orphan_after=0)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=flusher), threading.Thread(target=flusher)]
+    for thread in threads:
+        thread.start()
+    threads[0].join(timeout=60)
+    stop.set()
+    for thread in threads[1:]:
+        thread.join(timeout=60)
+    usage.flush_usage(orphan_after=0)
+    assert total() == counted == 3000
+    assert UsageFlush.objects.count() >= 1
