@@ -41,9 +41,34 @@ class RouteAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ("name", "enabled", "upstream", "priority")}),
         ("Match", {"fields": ("hosts", "path_type", "path", "methods", "headers", "query", "protocols")}),
-        ("Access", {"fields": ("product", "auth", "allow_query_key", "limit_per_second", "limit_per_minute",
-                               "limit_per_hour")}),
+        (
+            "Access",
+            {
+                "fields": (
+                    "product",
+                    "auth",
+                    "allow_query_key",
+                    "limit_per_second",
+                    "limit_per_minute",
+                    "limit_per_hour",
+                )
+            },
+        ),
         ("Forward", {"fields": ("strip_prefix", "rewrite", "preserve_host")}),
+        (
+            "WebSocket",
+            {
+                "classes": ["collapse"],
+                "fields": (
+                    "ws_max_message_bytes",
+                    "ws_messages_per_second",
+                    "ws_key_messages_per_second",
+                    "ws_rate_action",
+                    "ws_max_connections_per_key",
+                    "ws_max_connections_per_partner",
+                ),
+            },
+        ),
     ]
 
 
@@ -104,8 +129,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         key, secret = services.api_key_create(partner=obj.partner, name=obj.name, expires_at=obj.expires_at)
         obj.pk, obj.prefix, obj.hashed = key.pk, key.prefix, key.hashed
         obj._state.adding = False
-        self.message_user(request, f"Key {key.prefix} created. Copy the secret now, it is not shown again: {secret}",
-                          messages.WARNING)
+        self.message_user(
+            request, f"Key {key.prefix} created. Copy the secret now, it is not shown again: {secret}", messages.WARNING
+        )
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
@@ -127,8 +153,18 @@ class JwtIssuerAdmin(admin.ModelAdmin):
 
 @admin.register(UsageHourly)
 class UsageHourlyAdmin(admin.ModelAdmin):
-    list_display = ("hour", "partner", "key", "route", "product", "requests", "status_2xx", "status_4xx",
-                    "status_5xx", "status_429")
+    list_display = (
+        "hour",
+        "partner",
+        "key",
+        "route",
+        "product",
+        "requests",
+        "status_2xx",
+        "status_4xx",
+        "status_5xx",
+        "status_429",
+    )
     list_filter = ("partner",)
     date_hierarchy = "hour"
 

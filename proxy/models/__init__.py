@@ -5,6 +5,15 @@ from proxy.models.routing import Route, Target, Upstream
 from proxy.models.usage import UsageFlush, UsageHourly
 
 __all__ = [
-    "ApiKey", "ApiProduct", "JwtIssuer", "Partner", "Plan", "Route", "Subscription", "Target", "Upstream",
-    "UsageFlush", "UsageHourly",
+    "ApiKey",
+    "ApiProduct",
+    "JwtIssuer",
+    "Partner",
+    "Plan",
+    "Route",
+    "Subscription",
+    "Target",
+    "Upstream",
+    "UsageFlush",
+    "UsageHourly",
 ]

@@ -110,7 +110,9 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True, editable=False)
     hashed = models.CharField(max_length=64, editable=False)
     products = models.ManyToManyField(
-        ApiProduct, blank=True, related_name="keys",
+        ApiProduct,
+        blank=True,
+        related_name="keys",
         help_text="Products this key may call; empty allows every product the partner subscribes to.",
     )
     expires_at = models.DateTimeField(null=True, blank=True)

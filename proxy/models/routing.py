@@ -120,14 +120,45 @@ class Route(models.Model):
     protocols = models.JSONField(
         default=list, blank=True, help_text='["http"], ["websocket"] or both; empty means http.'
     )
-    product = models.ForeignKey("proxy.ApiProduct", related_name="routes", null=True, blank=True,
-                                on_delete=models.SET_NULL, help_text="Callers need a subscription to it.")
+    product = models.ForeignKey(
+        "proxy.ApiProduct",
+        related_name="routes",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="Callers need a subscription to it.",
+    )
     auth = models.CharField(max_length=12, choices=AUTH_CHOICES, default="key")
     allow_query_key = models.BooleanField(default=False, help_text="Also accept the key as ?api_key=…")
-    limit_per_second = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
-                                                   help_text="Per caller (key, or client IP when public).")
+    limit_per_second = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Per caller (key, or client IP when public).",
+    )
     limit_per_minute = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     limit_per_hour = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    # WebSocket routes (protocols contains "websocket"): limits inside the socket.
+    WS_RATE_ACTIONS = [("close", "Close the socket (1008)"), ("drop", "Drop the message")]
+    ws_max_message_bytes = models.PositiveIntegerField(
+        default=1024 * 1024, validators=[MinValueValidator(1)], help_text="Larger messages close the socket with 1009."
+    )
+    ws_messages_per_second = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Per connection, client to upstream."
+    )
+    ws_key_messages_per_second = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Per API key over all its sockets on one gateway instance.",
+    )
+    ws_rate_action = models.CharField(max_length=5, choices=WS_RATE_ACTIONS, default="close")
+    ws_max_connections_per_key = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Concurrent sockets, across all instances."
+    )
+    ws_max_connections_per_partner = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -158,8 +189,23 @@ class Route(models.Model):
             "product": self.product.slug if self.product_id else None,
             "auth": self.auth,
             "allow_query_key": self.allow_query_key,
-            "limits": {k: v for k, v in (("second", self.limit_per_second), ("minute", self.limit_per_minute),
-                                         ("hour", self.limit_per_hour)) if v},
+            "limits": {
+                k: v
+                for k, v in (
+                    ("second", self.limit_per_second),
+                    ("minute", self.limit_per_minute),
+                    ("hour", self.limit_per_hour),
+                )
+                if v
+            },
+            "websocket": {
+                "max_message_bytes": self.ws_max_message_bytes,
+                "messages_per_second": self.ws_messages_per_second,
+                "key_messages_per_second": self.ws_key_messages_per_second,
+                "rate_action": self.ws_rate_action,
+                "max_per_key": self.ws_max_connections_per_key,
+                "max_per_partner": self.ws_max_connections_per_partner,
+            },
         }
 
     def clean(self) -> None:
