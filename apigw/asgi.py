@@ -18,6 +18,9 @@ from django.core.asgi import get_asgi_application
 
 django_app = get_asgi_application()  # sets Django up before the imports below touch models
 
+from channels.layers import get_channel_layer  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+
 from apigw import runtime  # noqa: E402
 from proxy.gateway.app import Gateway  # noqa: E402
 from proxy.gateway.config import GatewayConfig  # noqa: E402
@@ -26,17 +29,23 @@ from proxy.snapshot import build_snapshot  # noqa: E402
 from proxy.usage import flush_usage  # noqa: E402
 
 _config = GatewayConfig.from_settings(settings)
-gateway = Gateway(_config, loader=build_snapshot, maintenance=[(_config.usage_flush_seconds, flush_usage)])
+gateway = Gateway(
+    _config,
+    loader=build_snapshot,
+    maintenance=[(_config.usage_flush_seconds, flush_usage)],
+    channel_layer=get_channel_layer(),
+)
 runtime.gateway = gateway
 _control_prefixes = tuple(gateway.config.control_prefixes)
 
 
-async def application(scope: Scope, receive: Receive, send: Send) -> None:
-    kind = scope["type"]
-    if kind == "http":
-        if scope["path"].startswith(_control_prefixes):
-            await django_app(scope, receive, send)  # type: ignore[arg-type]
-        else:
-            await gateway.http(scope, receive, send)
+async def http(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["path"].startswith(_control_prefixes):
+        await django_app(scope, receive, send)  # type: ignore[arg-type]
     else:
-        await gateway(scope, receive, send)
+        await gateway.http(scope, receive, send)
+
+
+# Channels routes by protocol; WebSockets go to the gateway's raw relay, not to a consumer
+# (Channels' generic consumers hop to a thread per frame).
+application = ProtocolTypeRouter({"http": http, "websocket": gateway.websocket, "lifespan": gateway.lifespan})

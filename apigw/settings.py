@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from apigw import multiproc
 from apigw.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 from proxy.gateway.apikeys import pepper_from_secret
 
@@ -129,16 +131,34 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", "console" if DEBUG else "json", ("json", "console"))
+# One line per proxied request at INFO (docs/logging.md); off keeps the other INFO lines.
+LOG_ACCESS = env_bool("LOG_ACCESS", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "apigw.logfmt.RedactSecrets"}},
     "formatters": {
-        "json": {"()": "ecs_logging.StdlibFormatter"},
+        "json": {"()": "apigw.logfmt.EcsFormatter"},
         "console": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": LOG_FORMAT}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "apigw.access": {"level": LOG_LEVEL if LOG_ACCESS else "WARNING"},
+        # uvicorn configures its own stderr handlers before loading the app; this replaces
+        # them so its lines are JSON on stdout like everything else. Not uvicorn.access: its
+        # --no-access-log must stay in force (apigw.access is the access log).
+        "uvicorn": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.error": {"level": LOG_LEVEL},
+    },
 }
 
 # The data plane's own settings; proxy/gateway/config.py turns them into a frozen dataclass.
@@ -158,8 +178,81 @@ GATEWAY: dict[str, Any] = {
     # Redis unreachable: "local" admits by an in-process limiter (and logs it), "deny" answers 503.
     "LIMITER_POLICY": env_choice("RATELIMIT_FAILURE_POLICY", "local", ("local", "deny")),
     "USAGE_FLUSH_SECONDS": env_float("USAGE_FLUSH_SECONDS", 5.0, minimum=0.1),
+    # WebSockets: closed (1001) after this long without a message either way, or this long open.
+    "WS_IDLE_TIMEOUT": env_float("GATEWAY_WS_IDLE_TIMEOUT", 300.0, minimum=0.1),
+    "WS_MAX_LIFETIME": env_float("GATEWAY_WS_MAX_LIFETIME", 86_400.0, minimum=0.1),
+    "WS_PING_INTERVAL": env_float("GATEWAY_WS_PING_INTERVAL", 20.0, minimum=1.0),
 }
 
 # API keys are stored as HMAC-SHA256(pepper, key). A separate secret lets SECRET_KEY rotate
 # without invalidating every partner's key.
 API_KEY_PEPPER = pepper_from_secret(env_str("API_KEY_PEPPER") or SECRET_KEY)
+
+# -- Observability (docs/metrics.md, docs/logging.md) ------------------------------------------
+# Worker processes share one metrics directory, so /metrics reports the totals of all workers.
+# Set before anything imports prometheus_client (django_prometheus, the gateway's metrics).
+PROMETHEUS_MULTIPROC_DIR = multiproc.configure()
+# Who may read /metrics: CIDRs, or "*" for everyone.
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+for _network in METRICS_ALLOWED_NETWORKS:
+    if _network != "*":
+        try:
+            ipaddress.ip_network(_network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a CIDR network") from None
+# Per-partner metric labels: "" (none), "*" (every partner, at most METRICS_PARTNER_LABELS_MAX
+# per process, the rest counted as "_other") or a comma-separated list of partner slugs.
+METRICS_PARTNER_LABELS = env_str("METRICS_PARTNER_LABELS", "")
+METRICS_PARTNER_LABELS_MAX = env_int("METRICS_PARTNER_LABELS_MAX", 100, minimum=1)
+# With the database down, /readyz stays ready while the snapshot is the current version or
+# younger than this (seconds); 0: as long as there is a snapshot.
+READYZ_SNAPSHOT_MAX_AGE = env_float("READYZ_SNAPSHOT_MAX_AGE", 3600.0, minimum=0)
+# django-prometheus: request/response metrics of the Django side (admin, portal, admin API).
+# The gateway path never enters Django, so it pays nothing for these.
+INSTALLED_APPS.append("django_prometheus")
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+# -- Developer portal (portal/, docs/portal.md) ---------------------------------------------------
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served from /static/, no CDN
+MIDDLEWARE += ["portal.middleware.ContentSecurityPolicyMiddleware"]
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("portal.context_processors.member")  # type: ignore[index]
+STATICFILES_DIRS = [BASE_DIR / "static"]
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:home"
+LOGOUT_REDIRECT_URL = "portal:home"
+
+# Email: printed to the console unless EMAIL_HOST names an SMTP server (or EMAIL_BACKEND says otherwise).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")  # or EMAIL_HOST_PASSWORD_FILE
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS unless implicit TLS is asked for
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "API developer portal <portal@localhost>")
+SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+
+# Who hears of new sign-ups and subscription requests (default: every active staff user with an email).
+PORTAL_STAFF_EMAILS = env_list("PORTAL_STAFF_EMAILS", [])
+# Demos: a verified sign-up is active at once, without staff approval.
+PORTAL_AUTO_APPROVE = env_bool("PORTAL_AUTO_APPROVE", False)
+PORTAL_VERIFY_MAX_AGE = env_int("PORTAL_VERIFY_MAX_AGE", 3 * 86_400, minimum=60)
+PORTAL_INVITATION_MAX_AGE = env_int("PORTAL_INVITATION_MAX_AGE", 7 * 86_400, minimum=60)
+# Failed sign-ins allowed per (email, client IP) within the lockout window (portal/throttle.py).
+PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
+PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Empty: the strict default in portal/middleware.py.
+PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from django.db import IntegrityError, transaction
@@ -39,8 +40,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0
 """
-_METRICS = {"req": "requests", "2xx": "status_2xx", "3xx": "status_3xx", "4xx": "status_4xx",
-            "5xx": "status_5xx", "429": "status_429", "lat_ms": "latency_ms_sum"}
+_METRICS = {
+    "req": "requests",
+    "2xx": "status_2xx",
+    "3xx": "status_3xx",
+    "4xx": "status_4xx",
+    "5xx": "status_5xx",
+    "429": "status_429",
+    "lat_ms": "latency_ms_sum",
+}
 FLUSH_RECORDS_KEPT = timedelta(days=7)
 
 
@@ -54,7 +62,7 @@ def flush_usage(*, orphan_after: float = 60.0) -> int:
     if client.eval(_CLAIM, 3, names.usage, names.usage_batch(batch_id), names.usage_batches, now, batch_id):
         batches.append(batch_id)
     for raw in client.zrangebyscore(names.usage_batches, "-inf", now - orphan_after):
-        orphan = raw.decode()
+        orphan = raw.decode() if isinstance(raw, bytes) else str(raw)
         # The lock keeps two instances from replaying one orphan at the same moment; the unique
         # UsageFlush row would refuse the second anyway.
         if orphan != batch_id and client.set(names.usage_batch(orphan) + ":lock", "1", nx=True, ex=60):
@@ -68,7 +76,7 @@ def flush_usage(*, orphan_after: float = 60.0) -> int:
 def apply_batch(client: redis.Redis, batch_id: str) -> int:
     names = configbus.keys()
     key = names.usage_batch(batch_id)
-    data = {k.decode(): int(v) for k, v in client.hgetall(key).items()}
+    data = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in client.hgetall(key).items()}
     applied = 0
     if data:
         try:
@@ -103,13 +111,15 @@ def _apply(data: dict[str, int]) -> None:
     partners = set(Partner.objects.filter(pk__in={b[1] for b in buckets}).values_list("pk", flat=True))
     keys = set(ApiKey.objects.filter(pk__in={b[2] for b in buckets if b[2]}).values_list("pk", flat=True))
     routes = set(Route.objects.filter(pk__in={b[3] for b in buckets if b[3]}).values_list("pk", flat=True))
-    for (hour, partner, key, route, product), counts in buckets.items():
-        if partner not in partners:
+    for (hour_no, partner_id, key_id, route_id, product_slug), counts in buckets.items():
+        if partner_id not in partners:
             continue  # the partner was deleted, and its usage with it
-        lookup = {
-            "hour": datetime.fromtimestamp(hour * 3600, tz=UTC), "partner_id": partner,
-            "key_id": key if key in keys else None, "route_id": route if route in routes else None,
-            "product": product,
+        lookup: dict[str, Any] = {
+            "hour": datetime.fromtimestamp(hour_no * 3600, tz=UTC),
+            "partner_id": partner_id,
+            "key_id": key_id if key_id in keys else None,
+            "route_id": route_id if route_id in routes else None,
+            "product": product_slug,
         }
         # Two flushers may both have created a row for this bucket: add to exactly one of them.
         row = UsageHourly.objects.filter(**lookup).order_by("pk").values_list("pk", flat=True).first()

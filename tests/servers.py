@@ -73,6 +73,7 @@ class Process:
         self.health_url = health_url
         self.log_path = ROOT / "var" / "test-logs" / f"{log_name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
 
     def start(self) -> Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,12 +127,14 @@ def gateway_process(
         "--workers",
         str(workers),
     ]
-    return Process(
+    proc = Process(
         args,
         env={"DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})},
         health_url=f"http://127.0.0.1:{port}/healthz",
         log_name="gateway",
     )
+    proc.port = port
+    return proc
 
 
 def demo_process(port: int) -> Process:

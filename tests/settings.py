@@ -18,7 +18,12 @@ from apigw.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only
 
-# Gateway processes started by the tests must see the test database: keep SQLite's on disk.
+# A test database of this run's own, so that runs side by side (several checkouts, a developer
+# and CI on one machine) cannot drop each other's. Gateway processes started by the tests
+# must see it too, so SQLite's is a file.
+_run = os.environ.setdefault("APIGW_TEST_RUN", uuid.uuid4().hex[:8])
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{_run}.sqlite3")}  # noqa: F405
     (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_apigw_{_run}"}  # noqa: F405

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 from typing import Any
+
+from aiohttp import WSMsgType, web
 
 from tests.servers import ThreadServer, free_port
 
@@ -60,3 +63,71 @@ class ResettingServer:
         self._stop.set()
         self.thread.join(timeout=2)
         self.sock.close()
+
+
+class WebSocketUpstream:
+    """An aiohttp WebSocket upstream in a thread: echoes text and binary; ``close:CODE:REASON``
+    makes it close with that code; ``flood:N`` sends N messages. It remembers how clients
+    closed (GET /closes) and offers the subprotocols v1 and v2."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.closes: list[tuple[int, str]] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=("v1", "v2"), max_msg_size=64 * 1024 * 1024)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                if msg.data.startswith("close:"):
+                    _, code, reason = msg.data.split(":", 2)
+                    await ws.close(code=int(code), message=reason.encode())
+                    break
+                if msg.data.startswith("flood:"):
+                    for i in range(int(msg.data[6:])):
+                        await ws.send_str(f"m{i}")
+                    continue
+                if msg.data == "whoami":
+                    await ws.send_str(json.dumps({"headers": dict(request.headers), "query": request.query_string,
+                                                  "path": request.path}))
+                    continue
+                await ws.send_str(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+        if ws.close_code is not None:
+            self.closes.append((ws.close_code, ""))
+        return ws
+
+    async def _closes(self, request: web.Request) -> web.Response:
+        return web.json_response(self.closes)
+
+    async def _refuse(self, request: web.Request) -> web.Response:
+        return web.json_response({"error": "no"}, status=403)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/ws/{tail:.*}", self._ws)
+        app.router.add_get("/closes", self._closes)
+        app.router.add_get("/refuse", self._refuse)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def start(self) -> WebSocketUpstream:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)

@@ -24,6 +24,8 @@ from proxy.gateway.routing import Route, resolve_dot_segments, split_host
 from proxy.gateway.snapshot import ConfigStore, SnapshotLoader
 from proxy.gateway.types import Receive, Scope, Send
 from proxy.gateway.upstream import ClientGone, Forwarder
+from proxy.gateway.websocket import SocketPolicy, SocketRelay, offered_subprotocols, reject
+from proxy.gateway.websocket import upstream_headers as ws_upstream_headers
 
 log = logging.getLogger("apigw.gateway")
 _JSON = (b"content-type", b"application/json")
@@ -32,7 +34,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 class Gateway:
     def __init__(self, config: GatewayConfig, loader: SnapshotLoader,
-                 maintenance: Sequence[tuple[float, Callable[[], Any]]] = ()) -> None:
+                 maintenance: Sequence[tuple[float, Callable[[], Any]]] = (), channel_layer: Any = None) -> None:
         """``maintenance``: (interval seconds, blocking callable) pairs run in a worker thread in
         the background, e.g. the usage flush into the database (which the data plane cannot
         import itself)."""
@@ -51,11 +53,16 @@ class Gateway:
         self.limiter_redis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=0.5,
                                                      socket_timeout=0.5)
         self.limiter = Limiter(self.limiter_redis, self.keys, config.limiter_policy)
+        self.sockets = SocketRelay(self.redis, self.keys, idle_timeout=config.ws_idle_timeout,
+                                   max_lifetime=config.ws_max_lifetime, heartbeat=config.ws_ping_interval,
+                                   channel_layer=channel_layer)
+        self.store.on_swap.append(lambda snapshot: self.sockets.revalidate(snapshot.auth))
 
     async def startup(self) -> None:
         await self.forwarder.start()
         await self.store.start()
         await self.limiter.start()
+        await self.sockets.start()
         self._maintenance_tasks = [
             asyncio.create_task(self._every(interval, job), name=f"maintenance-{getattr(job, '__name__', job)}")
             for interval, job in self.maintenance
@@ -74,6 +81,7 @@ class Gateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.sockets.stop()
         await self.limiter.stop()
         for _, job in self.maintenance:  # one last run, e.g. flush counted usage now
             with contextlib.suppress(Exception):
@@ -93,7 +101,7 @@ class Gateway:
         client = scope.get("client")
         host_values = headers.get("host")
         return RequestContext(
-            method=scope["method"],
+            method=scope.get("method", "GET"),  # WebSocket scopes have none
             path=scope["path"],
             raw_path=scope.get("raw_path") or b"",
             query_string=scope.get("query_string", b""),
@@ -177,10 +185,48 @@ class Gateway:
         await self.forwarder.forward(ctx, upstream, target, upstream_path, receive, send)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """WebSocket passthrough arrives with issue 6; until then the handshake is refused."""
+        """WebSocket passthrough (see websocket.py): match, authenticate and limit at connect."""
         message = await receive()
-        if message["type"] == "websocket.connect":
-            await send({"type": "websocket.close", "code": 1003, "reason": "WebSocket routes are not enabled"})
+        if message["type"] != "websocket.connect":
+            return
+        ctx = self.context(scope)
+        try:
+            snapshot = self.store.snapshot
+            if snapshot is None:
+                raise ServiceUnavailable("The gateway has no configuration yet.", code="not_ready")
+            path = resolve_dot_segments(ctx.path)
+            match = snapshot.routes.match(host=ctx.host, path=path, method="GET", headers=ctx.headers,
+                                          query_string=ctx.query_string, protocol="websocket")
+            ctx.match = match
+            route = match.route
+            subprotocols, offered_key = offered_subprotocols(ctx, route.policy.allow_query_key)
+            identity = await self.authenticator.authenticate(ctx, route.policy, snapshot.auth, offered_key)
+            ctx.identity = identity
+            await self.limiter.check(ctx, limit_check(self.limiter, identity, route, ctx))
+            upstream = snapshot.upstreams.get(route.upstream) if route.upstream else None
+            target = upstream.pick() if upstream is not None else None
+            if upstream is None or target is None:
+                raise ServiceUnavailable("The API has no upstream target configured.", code="no_upstream")
+            ctx.target = target
+            upstream_path = route.upstream_path(path, match.params, match.tail) or quote(path, safe=_PATH_SAFE)
+            if ctx.query_string:
+                upstream_path += "?" + ctx.query_string.decode("latin-1")
+            headers = ws_upstream_headers(ctx, identity_headers(identity) if identity is not None else [])
+            ctx.upstream_started = time.perf_counter()
+            code, _ = await self.sockets.serve(
+                ctx, target.url + upstream_path, SocketPolicy.from_spec(route.spec.get(
+                    "websocket")), subprotocols, headers, receive, send,
+                connect_timeout=(upstream.connect_timeout or self.config.connect_timeout),
+            )
+            ctx.error_code = f"close_{code}"
+        except GatewayError as exc:
+            ctx.error_code = exc.code
+            ctx.status = exc.status_code
+            if not ctx.response_started:
+                await reject(scope, send, exc, ctx.request_id)
+        finally:
+            ctx.upstream_finished = time.perf_counter()
+            accesslog.emit(ctx)
 
     async def send_error(self, ctx: RequestContext, exc: GatewayError, send: Send) -> None:
         body = exc.body(ctx.request_id)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus
 
 import aiohttp
 import jwt
@@ -182,22 +182,29 @@ class JwksCache:
         async with lock:
             if time.monotonic() - self._fetched.get(issuer.jwks_url, -1e9) < 1.0:
                 return  # another request just fetched it
-            self._fetched[issuer.jwks_url] = time.monotonic()
             if self._session is None:
                 self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
             try:
                 async with self._session.get(issuer.jwks_url) as response:
                     response.raise_for_status()
                     document = json.loads(await response.read())
+                if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+                    raise ValueError("not a JWKS document")
                 keys = {}
-                for jwk in document.get("keys", []):
+                for jwk in document["keys"]:
                     try:
-                        keys[jwk.get("kid")] = jwt.PyJWK(jwk).key
-                    except jwt.PyJWTError as exc:
+                        # The PyJWK, not its bare key: it binds the key to its algorithm, so a token
+                        # whose alg does not fit the key's type is refused instead of crashing PyJWT.
+                        keys[jwk.get("kid")] = jwt.PyJWK(jwk)
+                    except (jwt.PyJWTError, AttributeError, KeyError, TypeError, ValueError) as exc:
                         log.warning("JWKS %s: skipping a key: %s", issuer.jwks_url, exc)
                 self._keys[issuer.jwks_url] = keys
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 log.error("JWKS %s unavailable: %s", issuer.jwks_url, exc)
+            finally:
+                # Stamped when the fetch ends, so requests that queued on the lock behind a slow or
+                # failing fetch use its outcome instead of each waiting for a fetch of their own.
+                self._fetched[issuer.jwks_url] = time.monotonic()
 
 
 class Authenticator:
@@ -208,10 +215,14 @@ class Authenticator:
     async def close(self) -> None:
         await self.jwks.close()
 
-    async def authenticate(self, ctx: RequestContext, policy: RoutePolicy, index: AuthIndex) -> Identity | None:
+    async def authenticate(self, ctx: RequestContext, policy: RoutePolicy, index: AuthIndex,
+                           offered_key: str | None = None) -> Identity | None:
+        """``offered_key``: a key the caller offered another way (a WebSocket subprotocol)."""
         if policy.auth == "public":
             return None
         credential, from_bearer = self._credential(ctx, policy)
+        if credential is None and offered_key:
+            credential = offered_key
         if credential is None:
             raise Unauthorized(headers=_challenge())
         if len(credential) > apikeys.MAX_CREDENTIAL_LENGTH or not credential.isascii():
@@ -221,6 +232,8 @@ class Authenticator:
                 raise _invalid("This API takes a bearer token, not an API key.")
             partner, key = self._key(credential, index)
             method = "key"
+            # A JWT may travel on (the upstream may want the user's claims); an API key never.
+            ctx.consumed_header = "authorization" if from_bearer else "x-api-key"
         else:
             if policy.auth == "key":
                 raise _invalid("The API key is not valid.")
@@ -241,8 +254,12 @@ class Authenticator:
         if policy.allow_query_key and b"api_key=" in ctx.query_string:
             pairs = parse_qsl(ctx.query_string.decode("latin-1"), keep_blank_values=True)
             found = next((v for k, v in pairs if k == "api_key"), None)
-            # The key must not travel on to the upstream (or its logs).
-            ctx.query_string = urlencode([(k, v) for k, v in pairs if k != "api_key"]).encode("latin-1")
+            # The key must not travel on to the upstream (or its logs). The other parameters go on
+            # byte for byte: decoding and re-encoding them would change what the upstream sees.
+            ctx.query_string = b"&".join(
+                part for part in ctx.query_string.split(b"&")
+                if unquote_plus(part.partition(b"=")[0].decode("latin-1")) != "api_key"
+            )
             return found, False
         return None, False
 

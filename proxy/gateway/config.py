@@ -30,6 +30,9 @@ class GatewayConfig:
     api_key_pepper: bytes = field(default=b"", repr=False)
     limiter_policy: str = "local"  # Redis unreachable: "local" (fail open, per instance) or "deny" (503)
     usage_flush_seconds: float = 5.0
+    ws_idle_timeout: float = 300.0
+    ws_max_lifetime: float = 86_400.0
+    ws_ping_interval: float = 20.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> GatewayConfig:
@@ -49,4 +52,7 @@ class GatewayConfig:
             api_key_pepper=settings.API_KEY_PEPPER,
             limiter_policy=gw["LIMITER_POLICY"],
             usage_flush_seconds=gw["USAGE_FLUSH_SECONDS"],
+            ws_idle_timeout=gw["WS_IDLE_TIMEOUT"],
+            ws_max_lifetime=gw["WS_MAX_LIFETIME"],
+            ws_ping_interval=gw["WS_PING_INTERVAL"],
         )

@@ -44,6 +44,8 @@ class RequestContext:
     limit_outcome: str = ""
     # Where this request's usage is counted (ratelimit.py), "" for anonymous callers.
     usage_prefix: str = ""
+    # The header that carried an API key: the gateway consumed it, the upstream never sees it.
+    consumed_header: str = ""
     # W3C trace context: kept from the caller's traceparent or generated.
     trace_id: str = ""
     span_id: str = ""

@@ -65,6 +65,8 @@ class Forwarder:
 
     def request_headers(self, ctx: RequestContext, target: Target, preserve_host: bool) -> CIMultiDict[str]:
         drop = HOP_BY_HOP | GATEWAY_OWNED | connection_tokens(ctx.headers)
+        if ctx.consumed_header:
+            drop = drop | {ctx.consumed_header}
         out: CIMultiDict[str] = CIMultiDict()
         for raw_name, raw_value in ctx.raw_headers:
             name = raw_name.decode("latin-1").lower()

@@ -186,7 +186,7 @@ class Route(models.Model):
             "rewrite": self.rewrite,
             "preserve_host": self.preserve_host,
             "protocols": list(self.protocols) or ["http"],
-            "product": self.product.slug if self.product_id else None,
+            "product": self.product.slug if self.product is not None else None,
             "auth": self.auth,
             "allow_query_key": self.allow_query_key,
             "limits": {

@@ -57,7 +57,7 @@ def test_it_admits_up_to_the_limit_and_counts_down(r: redis.Redis, ns: str) -> N
 
 def test_a_window_boundary_does_not_double_the_limit(r: redis.Redis, ns: str) -> None:
     # 60 requests at 59.5 s: a fixed window would admit 60 more at 60.5 s.
-    for i in range(60):
+    for _ in range(60):
         assert run(r, ns, 59_500, [MINUTE])[0] == 1
     refused = run(r, ns, 60_500, [MINUTE])
     assert refused[0] == 0
