@@ -14,6 +14,8 @@ from apigw.env import env_bool, env_choice, env_float, env_int, env_list, env_st
 from proxy.gateway.apikeys import pepper_from_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Local state of `make run` (generated admin password, demo key); git-ignored.
+VAR_DIR = Path(env_str("APIGW_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")

@@ -20,7 +20,7 @@ ADMIN_USERNAME = "admin"
 
 
 def _admin_password_file() -> Path:
-    return Path(settings.BASE_DIR) / "var" / "admin-password"
+    return Path(settings.VAR_DIR) / "admin-password"
 
 
 def ensure_admin() -> str:
@@ -40,14 +40,14 @@ def ensure_admin() -> str:
         return stored.read_text().strip()
     else:
         return "(set when the admin user was created; set ADMIN_PASSWORD to change it)"
-    stored.parent.mkdir(exist_ok=True)
+    stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_text(password + "\n")
     stored.chmod(0o600)
     return password
 
 
 def _var(name: str) -> Path:
-    return Path(settings.BASE_DIR) / "var" / name
+    return Path(settings.VAR_DIR) / name
 
 
 def ensure_demo_key() -> str:
@@ -62,7 +62,7 @@ def ensure_demo_key() -> str:
     partner = services.partner_get_or_create(slug="demo-partner", name="Demo Partner")
     services.partner_set_status(partner=partner, status="active")
     _key, secret = services.api_key_create(partner=partner, name="demo")
-    stored.parent.mkdir(exist_ok=True)
+    stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_text(secret + "\n")
     stored.chmod(0o600)
     return secret
@@ -83,12 +83,13 @@ def load_demo(upstream_url: str = DEMO_UPSTREAM_URL) -> dict[str, Any]:
     )
     Route.objects.update_or_create(
         name="appliances-v1",
-        defaults={"upstream": upstream, "path_type": "prefix", "path": "/api/v1", "protocols": ["http"],
-                  "product": product, "auth": "key"},
+        # Browsers cannot set headers on a WebSocket: the demo also takes ?api_key=.
+        defaults={"upstream": upstream, "path_type": "prefix", "path": "/api/v1", "protocols": ["http", "websocket"],
+                  "product": product, "auth": "key", "allow_query_key": True},
     )
     partner = services.partner_get_or_create(slug="demo-partner", name="Demo Partner")
     services.subscription_set(partner=partner, product=product, plan=plan)
-    return {"upstream": upstream.name, "lines": [f"Demo API key: {ensure_demo_key()}"]}
+    return {"upstream": upstream.name, "key": ensure_demo_key()}
 
 
 class Command(BaseCommand):
@@ -101,5 +102,4 @@ class Command(BaseCommand):
         info = load_demo(options["upstream_url"])
         password = ensure_admin()
         self.stdout.write(f"Admin login: {ADMIN_USERNAME} / {password}")
-        for line in info["lines"]:
-            self.stdout.write(line)
+        self.stdout.write(f"Demo API key: {info['key']}")

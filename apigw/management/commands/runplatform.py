@@ -103,8 +103,13 @@ class Command(BaseCommand):
                 f"Health:              {base}/healthz  {base}/readyz",
                 f"Demo upstream:       http://127.0.0.1:{demo_port}/api/v1/appliances",
             ]
-            lines.extend(info["lines"])
-            lines.append(f"Try it:  curl -H 'Authorization: Bearer <Demo API key>' {base}/api/v1/appliances")
+            key = info["key"]
+            lines += [
+                f"Demo API key: {key}",
+                f"Demo WebSocket: ws://{host}:{port}/api/v1/events/ws?api_key={key}",
+                f"Demo events (SSE): {base}/api/v1/events?api_key={key}",
+                f"Try it: curl -H 'Authorization: Bearer {key}' {base}/api/v1/appliances",
+            ]
             self.stdout.write("\n".join(lines) + "\n")
             self.stdout.flush()
             while all(child.poll() is None for child in children):
