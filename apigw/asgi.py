@@ -22,20 +22,24 @@ from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from apigw import runtime  # noqa: E402
+from proxy.gateway import metrics  # noqa: E402
 from proxy.gateway.app import Gateway  # noqa: E402
 from proxy.gateway.config import GatewayConfig  # noqa: E402
 from proxy.gateway.types import Receive, Scope, Send  # noqa: E402
 from proxy.snapshot import build_snapshot  # noqa: E402
-from proxy.usage import flush_usage  # noqa: E402
+from proxy.usage import flush_usage, report_quota_usage  # noqa: E402
 
 _config = GatewayConfig.from_settings(settings)
 gateway = Gateway(
     _config,
     loader=build_snapshot,
-    maintenance=[(_config.usage_flush_seconds, flush_usage)],
+    maintenance=[(_config.usage_flush_seconds, flush_usage), (60.0, report_quota_usage)],
     channel_layer=get_channel_layer(),
 )
 runtime.gateway = gateway
+metrics.configure(
+    partner_labels_spec=settings.METRICS_PARTNER_LABELS, partner_labels_limit=settings.METRICS_PARTNER_LABELS_MAX
+)
 _control_prefixes = tuple(gateway.config.control_prefixes)
 
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from apigw import health
+from apigw import health, metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
+    path("api/admin/v1/", include("adminapi.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view.metrics, name="metrics"),
 ]

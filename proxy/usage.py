@@ -130,3 +130,31 @@ def _apply(data: dict[str, int]) -> None:
     for key_id, seconds in last_used.items():
         used = datetime.fromtimestamp(seconds, tz=UTC)
         ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=used).update(last_used_at=used)
+
+
+def report_quota_usage() -> None:
+    """Publish how much of its monthly quota each subscription has used (the alert
+    "partner near its monthly quota" reads it). Runs as a gateway maintenance job. For plans
+    counted per key it reports the busiest key, the one that will be refused first."""
+    from django.db.models import Sum
+
+    from proxy.gateway import metrics
+    from proxy.models import Subscription
+
+    now = timezone.now()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    subscriptions = Subscription.objects.filter(status="active", plan__quota_month__isnull=False).select_related(
+        "partner", "product", "plan"
+    )
+    for sub in subscriptions:
+        quota = sub.plan.quota_month
+        if not quota:
+            continue
+        rows = UsageHourly.objects.filter(partner=sub.partner, product=sub.product.slug, hour__gte=month_start)
+        if sub.plan.scope == "key":
+            per_key = rows.values("key").annotate(n=Sum("requests") - Sum("status_429"))
+            used = max((row["n"] or 0 for row in per_key), default=0)
+        else:
+            totals = rows.aggregate(n=Sum("requests"), refused=Sum("status_429"))
+            used = (totals["n"] or 0) - (totals["refused"] or 0)
+        metrics.set_quota_used_ratio(sub.partner.slug, sub.plan.slug, used / quota)

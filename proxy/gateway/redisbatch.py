@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
+
+from proxy.gateway import metrics
 
 # Bounded so one call's argument list stays small when a backlog of deltas built up.
 MAX_DELTAS_PER_CALL = 256
@@ -69,9 +72,12 @@ class ScriptBatcher:
                 args.append(field)
                 args.append(value)
             batch[0] = (keys, args, future)
+        started = time.perf_counter()
         try:
             replies = await self._execute(batch)
+            metrics.observe_redis_call("limiter", time.perf_counter() - started)
         except (RedisError, OSError) as exc:
+            metrics.count_redis_error("limiter")
             # The batch may or may not have run; give the deltas back (a timeout after Redis ran
             # them can count them twice, which is rarer and smaller than losing them).
             if deltas:

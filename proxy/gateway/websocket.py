@@ -30,6 +30,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from proxy.gateway import metrics
 from proxy.gateway.auth import AuthIndex, Identity
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, TooManyRequests
@@ -368,12 +369,17 @@ class SocketRelay:
                 ctx.status = 101
                 ctx.response_started = True
                 self.sessions.add(session)
+                route = ctx.match.route.name if ctx.match is not None else ""
+                metrics.websocket_opened(route)
                 if identity is not None:
                     await self._join(identity)
                 try:
-                    return await self._relay(session, upstream, policy, receive, send)
+                    return await self._relay(session, upstream, policy, receive, send, route)
                 finally:
                     self.sessions.discard(session)
+                    metrics.websocket_closed(route)
+                    ctx.ws_messages_up = session.messages_in
+                    ctx.ws_messages_down = session.messages_out
                     if identity is not None:
                         await self._leave(identity)
         finally:
@@ -386,7 +392,9 @@ class SocketRelay:
         policy: SocketPolicy,
         receive: Receive,
         send: Send,
+        route: str,
     ) -> tuple[int, str]:
+        messages_up, messages_down = metrics.websocket_message_counters(route)
         per_connection = TokenBucket(policy.messages_per_second) if policy.messages_per_second else None
         per_key = None
         identity = session.identity
@@ -416,6 +424,7 @@ class SocketRelay:
                     raise Closed(1008, "message rate limit exceeded")
                 session.last_activity = time.monotonic()
                 session.messages_in += 1
+                messages_up.inc()
                 if isinstance(data, str):
                     await upstream.send_str(data)
                 else:
@@ -438,6 +447,7 @@ class SocketRelay:
                     continue
                 session.last_activity = time.monotonic()
                 session.messages_out += 1
+                messages_down.inc()
 
         # Two tasks a socket; idle and lifetime limits are one sweep for all (see _sweep), which
         # measured about a tenth less memory per idle socket than a watchdog task each.

@@ -117,3 +117,22 @@ def test_concurrent_flushers_count_everything_once(ids: dict[str, Any]) -> None:
     usage.flush_usage(orphan_after=0)
     assert total() == counted == 3000
     assert UsageFlush.objects.count() >= 1
+
+
+def test_monthly_quota_use_is_published_for_the_alert(ids: dict[str, Any]) -> None:
+    from prometheus_client import REGISTRY
+
+    from proxy.models import Plan, Subscription
+
+    plan = Plan.objects.create(name="Monthly", slug="monthly", quota_month=200, scope="partner")
+    route = Route.objects.get(pk=ids["route"])
+    assert route.product is not None
+    Subscription.objects.create(partner_id=ids["partner"], product=route.product, plan=plan)
+    this_hour = int(datetime.now(tz=UTC).timestamp() // 3600)
+    field = f"{this_hour}|{ids['partner']}|{ids['key']}|{ids['route']}|p"
+    configbus.redis_client().hincrby(configbus.keys().usage, field + "|req", 60)
+    configbus.redis_client().hincrby(configbus.keys().usage, field + "|429", 10)
+    usage.flush_usage()
+    usage.report_quota_usage()
+    ratio = REGISTRY.get_sample_value("apigw_quota_used_ratio", {"partner": "hana", "plan": "monthly"})
+    assert ratio == pytest.approx(50 / 200)

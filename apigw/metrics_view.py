@@ -1,0 +1,65 @@
+"""``/metrics``: the Prometheus exposition of this instance, every worker process merged.
+
+Served by Django (a control prefix), so scrapes never touch the data plane. Only clients in
+METRICS_ALLOWED_NETWORKS may read it (default: loopback and private networks, where
+Prometheus scrapes instances directly; ``*`` allows everyone). Each scrape also checks Redis,
+so ``apigw_redis_up`` is current even on an idle instance.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import lru_cache
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from apigw import multiproc
+from apigw.health import redis_check
+from proxy.gateway import metrics as gateway_metrics
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=1)
+def _allowed_networks(spec: tuple[str, ...]) -> tuple[Network, ...] | None:
+    """None means everyone."""
+    if "*" in spec:
+        return None
+    return tuple(ipaddress.ip_network(n, strict=False) for n in spec)
+
+
+def client_allowed(address: str) -> bool:
+    networks = _allowed_networks(tuple(settings.METRICS_ALLOWED_NETWORKS))
+    if networks is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def _registry() -> Collector:
+    path = os.environ.get(multiproc.ENV)
+    if not path:
+        return REGISTRY
+    multiproc.prune_dead_workers(path)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path)
+    return registry
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not client_allowed(request.META.get("REMOTE_ADDR", "")):
+        return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
+    gateway_metrics.set_redis_up(redis_check()[0]["ok"])
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return HttpResponse(encoder(_registry()), content_type=content_type)

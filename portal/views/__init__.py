@@ -1,0 +1,1 @@
+"""Portal views, one module per page group; portal/urls.py maps them."""
