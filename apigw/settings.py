@@ -184,7 +184,19 @@ GATEWAY: dict[str, Any] = {
     "WS_IDLE_TIMEOUT": env_float("GATEWAY_WS_IDLE_TIMEOUT", 300.0, minimum=0.1),
     "WS_MAX_LIFETIME": env_float("GATEWAY_WS_MAX_LIFETIME", 86_400.0, minimum=0.1),
     "WS_PING_INTERVAL": env_float("GATEWAY_WS_PING_INTERVAL", 20.0, minimum=1.0),
+    # Load balancers / proxies in front of the gateway whose X-Forwarded-For is believed (CIDRs).
+    # Empty: the TCP peer is the client, whatever X-Forwarded-For says (it cannot be spoofed).
+    "TRUSTED_PROXIES": env_list("GATEWAY_TRUSTED_PROXIES", []),
+    # Idempotent requests with a body up to this size are buffered so they can be retried.
+    "RETRY_BUFFER_BYTES": env_int("GATEWAY_RETRY_BUFFER_BYTES", 64 * 1024, minimum=0),
+    # Shared circuit-breaker states are re-read from Redis this often (pub/sub is the fast path).
+    "HEALTH_POLL_SECONDS": env_float("GATEWAY_HEALTH_POLL_SECONDS", 1.0, minimum=0.05),
 }
+for _network in GATEWAY["TRUSTED_PROXIES"]:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"GATEWAY_TRUSTED_PROXIES: {_network!r} is not a CIDR network") from None
 
 # API keys are stored as HMAC-SHA256(pepper, key). A separate secret lets SECRET_KEY rotate
 # without invalidating every partner's key.
@@ -258,3 +270,30 @@ PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
 PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Empty: the strict default in portal/middleware.py.
 PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")
+
+# -- Admin API, audit log, declarative configuration (docs/admin-api.md, docs/config.md) ---------
+INSTALLED_APPS += ["django_filters", "drf_spectacular", "audit", "adminapi"]
+# Innermost, after authentication: changes made during a request are recorded as its user's.
+MIDDLEWARE += ["audit.middleware.AuditMiddleware"]
+# Authentication, permissions and pagination are set on the admin API's own views (adminapi/base.py),
+# so other DRF views keep DRF's defaults.
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "apigw admin API",
+    "DESCRIPTION": "Manage routes, upstreams, products, plans, partners, subscriptions and keys; "
+    "query usage; apply declarative configuration; explain how a request would be handled. "
+    "See docs/admin-api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/admin/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["adminapi.schema.admin_api_only"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "adminapi.schema.document_errors",
+    ],
+    "ENUM_NAME_OVERRIDES": {"KeyStatusEnum": ["active", "expired", "revoked"], "ProtocolEnum": ["http", "websocket"]},
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}

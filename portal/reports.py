@@ -21,6 +21,7 @@ from django.utils import timezone
 from portal.forecast import Forecast, quota_runs_out, recent_rate
 from proxy import configbus
 from proxy.gateway.ratelimit import quota_window
+from proxy.gateway.redis_keys import RedisKeys
 from proxy.models import ApiKey, ApiProduct, Partner, Plan, Subscription, UsageHourly
 
 log = logging.getLogger("apigw.portal")
@@ -179,7 +180,7 @@ def _window_start(period: str, now: datetime) -> datetime:
 def quota_counter_key(subject: str, product: str, period: str, now: datetime) -> str:
     """The limiter's counter (proxy/gateway/redis_keys.py: ``{p}q:<subject>:<product>:<period>:<window>``)."""
     window_id, _ = quota_window(period, now.timestamp())
-    return f"{settings.REDIS_PREFIX}q:{subject}:{product}:{period}:{window_id}"
+    return RedisKeys(settings.REDIS_PREFIX).quota(subject, product, period, window_id)
 
 
 def _admitted(rows: Iterable[Mapping[str, Any]]) -> int:

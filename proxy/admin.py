@@ -28,9 +28,42 @@ class TargetInline(admin.TabularInline):
 
 @admin.register(Upstream)
 class UpstreamAdmin(admin.ModelAdmin):
-    list_display = ("name", "description", "connect_timeout", "read_timeout", "updated")
+    list_display = ("name", "description", "algorithm", "connect_timeout", "read_timeout", "updated")
+    list_filter = ("algorithm",)
     search_fields = ("name", "description")
     inlines = [TargetInline]
+    fieldsets = [
+        (None, {"fields": ("name", "description")}),
+        ("Load balancing", {"fields": ("algorithm", "hash_on", "hash_header")}),
+        ("Timeouts", {"fields": ("connect_timeout", "read_timeout")}),
+        (
+            "Passive health checks (circuit breaker, shared by every gateway instance)",
+            {
+                "fields": (
+                    "failure_threshold",
+                    "failure_window",
+                    "ejection_seconds",
+                    "max_ejection_seconds",
+                    "failure_statuses",
+                )
+            },
+        ),
+        (
+            "Active health checks",
+            {
+                "classes": ["collapse"],
+                "fields": (
+                    "health_check_path",
+                    "health_check_interval",
+                    "health_check_timeout",
+                    "health_check_statuses",
+                    "healthy_threshold",
+                    "unhealthy_threshold",
+                ),
+            },
+        ),
+        ("Retry budget", {"classes": ["collapse"], "fields": ("retry_budget_percent", "retry_budget_per_second")}),
+    ]
 
 
 @admin.register(Route)
@@ -54,7 +87,37 @@ class RouteAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Forward", {"fields": ("strip_prefix", "rewrite", "preserve_host")}),
+        ("Forward", {"fields": ("strip_prefix", "rewrite", "preserve_host", "upstream_rules")}),
+        (
+            "Timeouts, retries, body limit",
+            {
+                "fields": (
+                    "connect_timeout",
+                    "read_timeout",
+                    "total_timeout",
+                    "retries",
+                    "retry_statuses",
+                    "max_body_bytes",
+                )
+            },
+        ),
+        ("Response cache", {"classes": ["collapse"], "fields": ("cache_ttl", "cache_headers", "cache_max_bytes")}),
+        (
+            "CORS",
+            {
+                "classes": ["collapse"],
+                "fields": (
+                    "cors_origins",
+                    "cors_methods",
+                    "cors_headers",
+                    "cors_expose_headers",
+                    "cors_credentials",
+                    "cors_max_age",
+                ),
+            },
+        ),
+        ("IP rules", {"classes": ["collapse"], "fields": ("ip_allow", "ip_deny")}),
+        ("Header transforms", {"classes": ["collapse"], "fields": ("request_transform", "response_transform")}),
         (
             "WebSocket",
             {

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from proxy.models import ApiKey, JwtIssuer, Partner, Plan, Route, Subscription, Target, Upstream
 
 
 def build_snapshot() -> dict[str, Any]:
-    close_old_connections()
+    _close_stale()
     try:
         return {
             "upstreams": _upstreams(),
@@ -35,18 +35,14 @@ def build_snapshot() -> dict[str, Any]:
             ],
         }
     finally:
-        close_old_connections()
+        _close_stale()
 
 
 def _upstreams() -> list[dict[str, Any]]:
     targets: dict[int, list[dict[str, Any]]] = {}
     for target in Target.objects.filter(enabled=True).order_by("id"):
         targets.setdefault(target.upstream_id, []).append({"url": target.url, "weight": target.weight})
-    return [
-        {"name": u.name, "targets": targets.get(u.pk, []), "connect_timeout": u.connect_timeout,
-         "read_timeout": u.read_timeout}
-        for u in Upstream.objects.order_by("name")
-    ]
+    return [u.snapshot_spec(targets.get(u.pk, [])) for u in Upstream.objects.order_by("name")]
 
 
 def _partners() -> list[dict[str, Any]]:
@@ -54,7 +50,14 @@ def _partners() -> list[dict[str, Any]]:
     for sub in Subscription.objects.filter(status="active").select_related("product", "plan"):
         subscriptions.setdefault(sub.partner_id, {})[sub.product.slug] = sub.plan.slug
     return [
-        {"id": p.pk, "slug": p.slug, "status": p.status, "subscriptions": subscriptions.get(p.pk, {})}
+        {
+            "id": p.pk,
+            "slug": p.slug,
+            "status": p.status,
+            "subscriptions": subscriptions.get(p.pk, {}),
+            "ip_allow": list(p.ip_allow),
+            "ip_deny": list(p.ip_deny),
+        }
         for p in Partner.objects.all()
     ]
 
@@ -67,3 +70,10 @@ def _keys() -> list[dict[str, Any]]:
          "expires": k.expires_at.timestamp() if k.expires_at else None}
         for k in keys
     ]
+
+
+def _close_stale() -> None:
+    """The gateway calls this from a worker thread, whose connection may have gone stale while
+    the database was away; a caller inside a transaction (explain, tests) keeps its own."""
+    if not connection.in_atomic_block:
+        close_old_connections()

@@ -33,6 +33,15 @@ class GatewayConfig:
     ws_idle_timeout: float = 300.0
     ws_max_lifetime: float = 86_400.0
     ws_ping_interval: float = 20.0
+    # Peers whose X-Forwarded-For is believed (CIDRs); the client is the first address from the
+    # right that is not one of them (iprules.ClientAddress). Empty: the socket peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Idempotent requests with a declared body up to this size are read before forwarding, so they
+    # can be sent again to another target; larger or chunked bodies stream and are not retried.
+    retry_buffer_bytes: int = 64 * 1024
+    # How often each instance reads the shared circuit states from Redis (pub/sub carries them at
+    # once; the poll covers missed messages and new instances).
+    health_poll_seconds: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> GatewayConfig:
@@ -55,4 +64,7 @@ class GatewayConfig:
             ws_idle_timeout=gw["WS_IDLE_TIMEOUT"],
             ws_max_lifetime=gw["WS_MAX_LIFETIME"],
             ws_ping_interval=gw["WS_PING_INTERVAL"],
+            trusted_proxies=tuple(gw.get("TRUSTED_PROXIES", ())),
+            retry_buffer_bytes=gw.get("RETRY_BUFFER_BYTES", 64 * 1024),
+            health_poll_seconds=gw.get("HEALTH_POLL_SECONDS", 1.0),
         )

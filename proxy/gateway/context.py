@@ -49,6 +49,16 @@ class RequestContext:
     # W3C trace context: kept from the caller's traceparent or generated.
     trace_id: str = ""
     span_id: str = ""
+    traceparent: str = ""  # the value sent upstream (tracing.start_trace)
+    # A streamed response (server-sent events) or a WebSocket session: long by design, so the
+    # log phase records it as a stream, not as a slow request.
+    streamed: bool = False
+    ws_messages_up: int = 0
+    ws_messages_down: int = 0
+    # The TCP peer when ``client_ip`` was taken from X-Forwarded-For behind a trusted proxy.
+    peer_ip: str = ""
+    # Upstream attempts made (more than 1 when retried on another target).
+    attempts: int = 0
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)

@@ -3,13 +3,16 @@
     GatewayError
     ├── BadRequest              400 bad_request
     ├── Unauthorized            401 unauthorized (carries WWW-Authenticate)
-    ├── Forbidden               403 forbidden
+    ├── Forbidden               403 forbidden / ip_denied / cors_origin_not_allowed /
+    │                               cors_method_not_allowed / cors_headers_not_allowed
     ├── RouteNotFound           404 route_not_found
     ├── MethodNotAllowed        405 method_not_allowed (carries Allow)
     ├── PayloadTooLarge         413 payload_too_large
     ├── TooManyRequests         429 rate_limited / quota_exceeded (carries Retry-After)
     ├── BadGateway              502 upstream_unavailable
-    ├── ServiceUnavailable      503 service_unavailable / limiter_unavailable / not_ready
+    ├── ServiceUnavailable      503 service_unavailable / limiter_unavailable / not_ready /
+    │                               no_upstream / no_healthy_upstream (every target ejected;
+    │                               carries Retry-After)
     └── GatewayTimeout          504 upstream_timeout
 
 Bodies are tiny and stable: ``{"error": {"code", "message", "request_id"}}``. Clients branch on

@@ -193,18 +193,17 @@ class Limiter:
     # -- the check ------------------------------------------------------------------------------
     def plan_check(self, *, subject: str, product: str, rules: tuple[Rule, ...], route_id: Any,
                    route_rules: tuple[Rule, ...], caller: str, now: float) -> tuple[list[str], list[Rule]]:
-        prefix = self.keys.prefix
+        names = self.keys
         keys: list[str] = []
         selected: list[Rule] = []
         for rule in rules:
             if rule.kind == "r":
-                keys.append(f"{prefix}rl:{subject}:{product}:{rule.period}")
+                keys.append(names.rate(subject, product, rule.period))
             else:
-                window_id, _ = quota_window(rule.period, now)
-                keys.append(f"{prefix}q:{subject}:{product}:{rule.period}:{window_id}")
+                keys.append(names.quota(subject, product, rule.period, quota_window(rule.period, now)[0]))
             selected.append(rule)
         for rule in route_rules:
-            keys.append(f"{prefix}rl:route{route_id}:{caller}:{rule.period}")
+            keys.append(names.route_rate(route_id, caller, rule.period))
             selected.append(rule)
         return keys, selected
 

@@ -24,9 +24,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from proxy.gateway import metrics
 from proxy.gateway.auth import AuthIndex, RoutePolicy
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.config import GatewayConfig
+from proxy.gateway.iprules import IpRules
+from proxy.gateway.policy import TrafficPolicy
 from proxy.gateway.redis_keys import RedisKeys
 from proxy.gateway.routing import Route, RouteConfigError, RouteTable
 
@@ -54,6 +57,9 @@ class Snapshot:
     auth: AuthIndex
     data: Mapping[str, Any]
     built_at: float = field(default_factory=time.time)
+    # Traffic policies by route name (policy.py) and IP rules by partner id (iprules.py).
+    traffic: Mapping[str, TrafficPolicy] = field(default_factory=dict)
+    partner_ips: Mapping[int, IpRules] = field(default_factory=dict)
 
     @classmethod
     def compile(cls, data: Mapping[str, Any], version: int) -> Snapshot:
@@ -66,14 +72,33 @@ class Snapshot:
             except (KeyError, ValueError, TypeError) as exc:
                 log.error("upstream %r left out of snapshot %s: %s", spec.get("name"), version, exc)
         routes: list[Route] = []
+        traffic: dict[str, TrafficPolicy] = {}
         for spec in data.get("routes", ()):
             try:
                 route = Route(spec)
                 route.policy = RoutePolicy.from_spec(spec)
+                traffic[route.name] = TrafficPolicy(spec)
                 routes.append(route)
             except (RouteConfigError, ValueError, TypeError) as exc:
                 log.error("route %r left out of snapshot %s: %s", spec.get("name"), version, exc)
-        return cls(version=version, routes=RouteTable(routes), upstreams=upstreams, auth=AuthIndex(data), data=data)
+        partner_ips: dict[int, IpRules] = {}
+        for spec in data.get("partners", ()):
+            try:
+                rules = IpRules(spec.get("ip_allow") or (), spec.get("ip_deny") or ())
+            except ValueError as exc:  # refuse everything rather than let a broken allow list open up
+                log.error("partner %r: IP rules do not compile, refusing its calls: %s", spec.get("slug"), exc)
+                rules = IpRules(allow=["0.0.0.0/32"])
+            if rules:
+                partner_ips[spec["id"]] = rules
+        return cls(
+            version=version,
+            routes=RouteTable(routes),
+            upstreams=upstreams,
+            auth=AuthIndex(data),
+            data=data,
+            traffic=traffic,
+            partner_ips=partner_ips,
+        )
 
 
 class ConfigStore:
@@ -108,6 +133,7 @@ class ConfigStore:
         try:
             raw = await self.redis.get(self.keys.config_version)
         except (RedisError, OSError) as exc:
+            metrics.count_redis_error("config")
             log.warning("config version unreadable from Redis: %s", exc)
             return None
         return int(raw or 0)
@@ -136,6 +162,7 @@ class ConfigStore:
                 return False
             snapshot = Snapshot.compile(data, version)
             self._swap(snapshot)
+            metrics.observe_snapshot(snapshot.version, snapshot.built_at, time.perf_counter() - started)
             self.last_error = ""
             log.info(
                 "config snapshot %s loaded: %d routes in %.1f ms",
@@ -168,7 +195,9 @@ class ConfigStore:
         if not stored:
             return False
         version = int(stored[b"version"])
-        self._swap(Snapshot.compile(json.loads(stored[b"data"]), version))
+        snapshot = Snapshot.compile(json.loads(stored[b"data"]), version)
+        self._swap(snapshot)
+        metrics.observe_snapshot(snapshot.version, snapshot.built_at, None)
         log.warning("serving stored snapshot %s until the database answers", version)
         return True
 

@@ -3,37 +3,91 @@
 One ``aiohttp.ClientSession`` per process (pooled keep-alive connections; httpx measured 8x
 slower under concurrency here). Bodies stream both ways chunk by chunk, so a 100 MB upload or
 download never sits in memory and server-sent events reach the client as they are produced.
+
+Resilience (balancer.py, breaker.py, retry.py): the balancer picks a target whose circuit admits
+requests; every outcome is reported to that target's circuit; a failed attempt of an idempotent
+request whose body can be sent again is retried on another target while the upstream's retry
+budget lasts. With no target left the answer is a 503 ``no_healthy_upstream`` at once, with a
+``Retry-After`` of the shortest remaining ejection: no timeout is waited for on open circuits.
+
+Timeouts, per route (else per upstream, else the gateway's): ``connect`` (TCP connect, including
+waiting for a pooled connection), ``read`` (between two reads of the response), ``total`` (all
+attempts up to the last byte of the response; none by default, so event streams stay open).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 from multidict import CIMultiDict
 
+from proxy.gateway import tracing
 from proxy.gateway.balancer import Target, Upstream
+from proxy.gateway.body import ClientGone, Upload, chunks, declared_length
+from proxy.gateway.cache import CacheSlot, Entry
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
-from proxy.gateway.errors import BadGateway, BadRequest, GatewayError, GatewayTimeout, PayloadTooLarge
+from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, PayloadTooLarge, ServiceUnavailable
 from proxy.gateway.headers import GATEWAY_OWNED, HOP_BY_HOP, connection_tokens, filter_response_headers
+from proxy.gateway.policy import DEFAULT, TrafficPolicy
+from proxy.gateway.transforms import HeaderTransform
 from proxy.gateway.types import Receive, Send
+
+__all__ = ["ClientGone", "Forwarder"]
 
 # aiohttp would otherwise add its own User-Agent, Accept and Accept-Encoding: the upstream must
 # see what the client sent, nothing more.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _NO_BODY_STATUS = frozenset({204, 304})
+# Failures before any response byte, where the request did not reach the application or an
+# idempotent one may safely be sent again. Read timeouts are not among them (see retry.py).
+_CONNECTION_FAILURES = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientConnectionResetError,
+    aiohttp.ClientOSError,
+)
 
 
-class ClientGone(Exception):
-    """The client disconnected; there is nobody left to answer."""
+class _Exchange:
+    """One request's business with its upstream, over all its attempts."""
+
+    __slots__ = ("ctx", "upstream", "path", "send", "policy", "data", "hash_key", "cache", "index")
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        upstream: Upstream,
+        path: str,
+        send: Send,
+        policy: TrafficPolicy,
+        data: bytes | Upload | None,
+        hash_key: str | None,
+        cache: CacheSlot | None,
+    ) -> None:
+        self.ctx = ctx
+        self.upstream = upstream
+        self.path = path
+        self.send = send
+        self.policy = policy
+        self.data = data
+        self.hash_key = hash_key
+        self.cache = cache
+        self.index = -1  # the target of the attempt in progress
+
+    def replayable(self) -> bool:
+        return not (isinstance(self.data, Upload) and self.data.started)
 
 
 class Forwarder:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.via = f"1.1 {config.via}"
+        self._via = self.via.encode()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -51,19 +105,26 @@ class Forwarder:
             skip_auto_headers=_SKIP_AUTO,
         )
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "Forwarder.start() was not awaited"
+        return self._session
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    def _timeout(self, upstream: Upstream) -> aiohttp.ClientTimeout:
+    def _timeout(self, upstream: Upstream, policy: TrafficPolicy) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(
             total=None,
-            connect=upstream.connect_timeout or self.config.connect_timeout,
-            sock_read=upstream.read_timeout or self.config.read_timeout,
+            connect=policy.connect_timeout or upstream.connect_timeout or self.config.connect_timeout,
+            sock_read=policy.read_timeout or upstream.read_timeout or self.config.read_timeout,
         )
 
-    def request_headers(self, ctx: RequestContext, target: Target, preserve_host: bool) -> CIMultiDict[str]:
+    def request_headers(
+        self, ctx: RequestContext, target: Target, preserve_host: bool, transform: HeaderTransform | None = None
+    ) -> CIMultiDict[str]:
         drop = HOP_BY_HOP | GATEWAY_OWNED | connection_tokens(ctx.headers)
         if ctx.consumed_header:
             drop = drop | {ctx.consumed_header}
@@ -72,111 +133,226 @@ class Forwarder:
             name = raw_name.decode("latin-1").lower()
             if name not in drop:
                 out.add(name, raw_value.decode("latin-1"))
+        if transform is not None:
+            transform.apply_request(out)  # before the gateway's own headers: those always win
         if "content-length" in ctx.headers and "transfer-encoding" not in ctx.headers:
             out["Content-Length"] = ctx.headers["content-length"][0]
         original_host = ctx.header("host") or ""
         out["Host"] = original_host if preserve_host and original_host else target.authority
+        # The hop that reached us is the peer; ctx.client_ip may be a client behind trusted proxies.
+        hop = ctx.peer_ip or ctx.client_ip
         forwarded_for = out.get("X-Forwarded-For")
-        out["X-Forwarded-For"] = f"{forwarded_for}, {ctx.client_ip}" if forwarded_for else ctx.client_ip
+        out["X-Forwarded-For"] = f"{forwarded_for}, {hop}" if forwarded_for else hop
+        out["X-Real-IP"] = ctx.client_ip
         out["X-Forwarded-Proto"] = ctx.scheme
         if original_host:
             out["X-Forwarded-Host"] = original_host
         out["Via"] = self.via
         out["X-Request-ID"] = ctx.request_id
+        if not ctx.traceparent:  # the gateway's span is the upstream's parent
+            ctx.traceparent = tracing.start_trace(ctx)
+        out[tracing.HEADER] = ctx.traceparent
         for name, value in ctx.upstream_headers:
             out[name] = value
         return out
 
-    def body_length(self, ctx: RequestContext) -> int | None:
-        """Declared length (0 when the request has no body), None when chunked."""
-        if "transfer-encoding" in ctx.headers:
-            return None
-        values = ctx.headers.get("content-length")
-        if not values:
-            return 0
-        if len(set(values)) != 1 or not values[0].isdigit():
-            raise BadRequest("Content-Length is not a valid number.")
-        length = int(values[0])
-        if length > self.config.max_body_bytes:
-            raise PayloadTooLarge(f"The request body may be at most {self.config.max_body_bytes} bytes.")
-        return length
-
-    async def _body(self, ctx: RequestContext, receive: Receive) -> AsyncIterator[bytes]:
-        limit = self.config.max_body_bytes
-        received = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                ctx.client_gone = True
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            if chunk:
-                received += len(chunk)
-                if received > limit:
-                    ctx.body_too_large = True
-                    raise PayloadTooLarge()
-                yield chunk
-            if not message.get("more_body", False):
-                return
-
     async def forward(
-        self, ctx: RequestContext, upstream: Upstream, target: Target, upstream_path: str, receive: Receive, send: Send
+        self,
+        ctx: RequestContext,
+        upstream: Upstream,
+        upstream_path: str,
+        receive: Receive,
+        send: Send,
+        policy: TrafficPolicy = DEFAULT,
+        *,
+        hash_key: str | None = None,
+        cache: CacheSlot | None = None,
     ) -> None:
         assert self._session is not None, "Forwarder.start() was not awaited"
-        assert ctx.match is not None
-        length = self.body_length(ctx)
-        data = None if length == 0 else self._body(ctx, receive)
-        url = target.url + upstream_path
-        headers = self.request_headers(ctx, target, ctx.match.route.preserve_host)
-        ctx.target = target
+        limit = self._limit(policy)
+        length = declared_length(ctx, limit)
+        retry = policy.retry.applies_to(ctx.method)
+        data: bytes | Upload | None = None
+        if length is None or length > 0:
+            if retry and length is not None and length <= self.config.retry_buffer_bytes:
+                data = b"".join([chunk async for chunk in chunks(ctx, receive, limit)])
+            else:
+                data = Upload(ctx, receive, limit)
+        exchange = _Exchange(ctx, upstream, upstream_path, send, policy, data, hash_key, cache)
         ctx.upstream_started = time.perf_counter()
+        try:
+            if policy.total_timeout is None:
+                await self._attempts(exchange, policy.retry.retries if retry else 0)
+                return
+            try:
+                async with asyncio.timeout(policy.total_timeout):
+                    await self._attempts(exchange, policy.retry.retries if retry else 0)
+            except TimeoutError as exc:
+                if ctx.response_started:
+                    raise
+                if exchange.index >= 0:  # the total timeout ran out waiting for this target
+                    upstream.circuits[exchange.index].failure(time.time())
+                raise GatewayTimeout() from exc
+        finally:
+            ctx.upstream_finished = time.perf_counter()
+
+    async def _attempts(self, exchange: _Exchange, retries_left: int) -> None:
+        ctx, upstream = exchange.ctx, exchange.upstream
+        assert ctx.match is not None
+        route = ctx.match.route
+        headers = self.request_headers(ctx, upstream.targets[0], route.preserve_host, exchange.policy.request_transform)
+        preserve_host = route.preserve_host and "host" in ctx.headers
+        timeouts = self._timeout(upstream, exchange.policy)
+        upstream.retry_budget.request(time.time())
+        tried: list[int] = []
+        while True:
+            now = time.time()
+            index = upstream.choose(exchange.hash_key, tried, now)
+            if index is None and tried:
+                index = upstream.choose(exchange.hash_key, (), now)  # only tried targets left: one again
+            if index is None:
+                retry_after = str(max(1, math.ceil(upstream.retry_after(now)))).encode()
+                raise ServiceUnavailable(
+                    "Every server of this API is unavailable; try again shortly.",
+                    code="no_healthy_upstream",
+                    headers=[(b"retry-after", retry_after)],
+                )
+            tried.append(index)
+            exchange.index = index
+            target = upstream.targets[index]
+            if not preserve_host:
+                headers["Host"] = target.authority
+            ctx.target = target
+            ctx.attempts += 1
+            try:
+                if await self._attempt(exchange, target.url + exchange.path, headers, timeouts, retries_left > 0):
+                    return
+            except _Retryable:
+                pass
+            retries_left -= 1
+
+    async def _attempt(
+        self, exchange: _Exchange, url: str, headers: CIMultiDict[str], timeouts: aiohttp.ClientTimeout, retry: bool
+    ) -> bool:
+        """One attempt on one target. True when the response was relayed; False or _Retryable
+        when it is to be retried (the retry budget is already charged); else the error to answer.
+        """
+        assert self._session is not None
+        ctx, upstream, index, policy = exchange.ctx, exchange.upstream, exchange.index, exchange.policy
+        circuit = upstream.circuits[index]
+        upstream.inflight[index] += 1
         try:
             async with self._session.request(
                 ctx.method,
                 url,
                 headers=headers,
-                data=data,
+                data=exchange.data,
                 allow_redirects=False,
-                timeout=self._timeout(upstream),
+                timeout=timeouts,
                 compress=None,
                 chunked=None,
             ) as response:
-                await self._relay(ctx, response, send)
-        except GatewayError:
+                status = response.status
+                if status in upstream.breaker.failure_statuses:
+                    circuit.failure(time.time())
+                else:
+                    circuit.success()
+                if status in policy.retry.statuses and self._may_retry(exchange, retry):
+                    return False
+                await self._relay(ctx, response, exchange.send, policy, exchange.cache)
+                return True
+        except (GatewayError, ClientGone):
+            circuit.released()
             raise
-        except ClientGone:
-            raise
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            if ctx.response_started:
-                raise
-            raise GatewayTimeout() from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             if ctx.body_too_large:
-                raise PayloadTooLarge(f"The request body may be at most {self.config.max_body_bytes} bytes.") from exc
+                circuit.released()
+                raise PayloadTooLarge(f"The request body may be at most {self._limit(policy)} bytes.") from exc
             if ctx.client_gone:
+                circuit.released()
                 raise ClientGone() from exc
+            circuit.failure(time.time())
             if ctx.response_started:
                 raise
-            raise BadGateway() from exc
+            error: GatewayError = GatewayTimeout() if isinstance(exc, TimeoutError) else BadGateway()
+            if isinstance(exc, _CONNECTION_FAILURES) and self._may_retry(exchange, retry):
+                raise _Retryable(error) from exc
+            raise error from exc
         finally:
-            ctx.upstream_finished = time.perf_counter()
+            upstream.inflight[index] -= 1
 
-    async def _relay(self, ctx: RequestContext, response: aiohttp.ClientResponse, send: Send) -> None:
-        headers = filter_response_headers(response.raw_headers)
-        headers.append((b"via", self.via.encode()))
+    @staticmethod
+    def _may_retry(exchange: _Exchange, retry: bool) -> bool:
+        return retry and exchange.replayable() and exchange.upstream.retry_budget.withdraw(time.time())
+
+    def _limit(self, policy: TrafficPolicy) -> int:
+        return policy.max_body_bytes if policy.max_body_bytes is not None else self.config.max_body_bytes
+
+    def finish_headers(
+        self, ctx: RequestContext, headers: list[tuple[bytes, bytes]], policy: TrafficPolicy
+    ) -> list[tuple[bytes, bytes]]:
+        """The upstream's (or the cache's) headers as the client gets them."""
+        if policy.cors is not None:  # the gateway answers CORS for this route, alone
+            headers = [(n, v) for n, v in headers if not n.startswith(b"access-control-")]
+        if policy.response_transform is not None:
+            headers = policy.response_transform.apply_response(headers)
+        headers.append((b"via", self._via))
         headers.append((b"x-request-id", ctx.request_id.encode()))
         headers.extend(ctx.response_headers)
+        return headers
+
+    async def _relay(
+        self,
+        ctx: RequestContext,
+        response: aiohttp.ClientResponse,
+        send: Send,
+        policy: TrafficPolicy,
+        cache: CacheSlot | None,
+    ) -> None:
+        upstream_headers = filter_response_headers(response.raw_headers)
+        if cache is not None:
+            cache.offer(response.status, upstream_headers)
+        headers = self.finish_headers(ctx, list(upstream_headers), policy)
+        ctx.streamed = response.content_type == "text/event-stream"  # long by design (accesslog)
         ctx.status = response.status
         ctx.response_started = True
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if ctx.method == "HEAD" or response.status in _NO_BODY_STATUS:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if cache is not None:
+                cache.finish(response.status, upstream_headers)
             return
         content = response.content
+        collect = cache is not None and cache.open
         while True:
             chunk = await content.readany()
             if not chunk:
                 break
             ctx.bytes_sent += len(chunk)
+            if collect:
+                assert cache is not None
+                cache.add(chunk)
+                collect = cache.open
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if cache is not None:
+            cache.finish(response.status, upstream_headers)
+
+    async def replay(self, ctx: RequestContext, entry: Entry, policy: TrafficPolicy, send: Send) -> None:
+        """Answer from the response cache."""
+        headers = self.finish_headers(ctx, list(entry.headers), policy)
+        headers.append((b"content-length", str(len(entry.body)).encode()))
+        ctx.status = entry.status
+        ctx.response_started = True
+        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+        body = b"" if ctx.method == "HEAD" or entry.status in _NO_BODY_STATUS else entry.body
+        ctx.bytes_sent = len(body)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class _Retryable(Exception):
+    """A connection failure: the request may go to another target."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.detail)
+        self.error = error

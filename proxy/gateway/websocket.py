@@ -30,7 +30,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from proxy.gateway import metrics
+from proxy.gateway import metrics, tracing
 from proxy.gateway.auth import AuthIndex, Identity
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, TooManyRequests
@@ -499,6 +499,9 @@ def upstream_headers(ctx: RequestContext, extra: list[tuple[str, str]]) -> dict[
     if ctx.header("host"):
         out["X-Forwarded-Host"] = ctx.header("host") or ""
     out["X-Request-ID"] = ctx.request_id
+    if not ctx.traceparent:  # the gateway's span is the upstream's parent
+        ctx.traceparent = tracing.start_trace(ctx)
+    out[tracing.HEADER] = ctx.traceparent
     for name, value in extra:
         out[name] = value
     return out

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from proxy.gateway.apikeys import PREFIX_LENGTH
+from proxy.models.routing import validate_networks
 
 
 class ApiProduct(models.Model):
@@ -75,6 +76,14 @@ class Partner(models.Model):
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="pending")
     contact_email = models.EmailField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Where the partner may call from (proxy/gateway/iprules.py), checked after authentication.
+    ip_allow = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_networks],
+        help_text='CIDRs the partner\'s calls must come from, e.g. ["198.51.100.0/24"]; empty allows any.',
+    )
+    ip_deny = models.JSONField(default=list, blank=True, validators=[validate_networks], help_text="CIDRs refused.")
 
     class Meta:
         ordering = ["name"]

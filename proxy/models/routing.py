@@ -8,9 +8,16 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from proxy.gateway.balancer import ALGORITHMS
 from proxy.gateway.balancer import Target as CompiledTarget
+from proxy.gateway.balancer import Upstream as CompiledUpstream
+from proxy.gateway.cache import CachePolicy
+from proxy.gateway.cors import CorsPolicy
+from proxy.gateway.iprules import parse_networks
+from proxy.gateway.policy import UpstreamRule
 from proxy.gateway.routing import MATCH_TYPES, PATH_TYPES, PROTOCOLS, RouteConfigError, normalise_prefix
 from proxy.gateway.routing import Route as CompiledRoute
+from proxy.gateway.transforms import HeaderTransform
 
 
 def validate_target_url(value: str) -> None:
@@ -18,6 +25,29 @@ def validate_target_url(value: str) -> None:
         CompiledTarget.parse(value)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
+
+
+def validate_networks(value: Any) -> None:
+    """A JSON list of CIDRs (IP rules of routes and partners)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError('Enter a JSON list of CIDRs, e.g. ["203.0.113.0/24", "2001:db8::/32"].')
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_statuses(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, int) and 100 <= v <= 599 for v in value):
+        raise ValidationError("Enter a JSON list of HTTP status codes, e.g. [502, 503, 504].")
+
+
+def default_failure_statuses() -> list[int]:
+    return [502, 503, 504]
+
+
+def default_health_statuses() -> list[int]:
+    return [200]
 
 
 class Upstream(models.Model):
@@ -39,12 +69,111 @@ class Upstream(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # -- load balancing (proxy/gateway/balancer.py) --
+    ALGORITHM_CHOICES = [
+        ("round_robin", "Round robin (weighted; canary by weight)"),
+        ("least_requests", "Least outstanding requests (weighted)"),
+        ("consistent_hash", "Consistent hash (a caller sticks to one target)"),
+    ]
+    HASH_ON_CHOICES = [("partner", "Partner"), ("key", "API key"), ("ip", "Client IP"), ("header", "A request header")]
+    algorithm = models.CharField(max_length=20, choices=ALGORITHM_CHOICES, default="round_robin")
+    hash_on = models.CharField(
+        max_length=10, choices=HASH_ON_CHOICES, default="partner", help_text="Consistent hash only: what to hash."
+    )
+    hash_header = models.CharField(max_length=100, blank=True, help_text="The header to hash when hashing on a header.")
+    # -- passive health: the circuit breaker (proxy/gateway/breaker.py) --
+    failure_threshold = models.PositiveIntegerField(
+        default=5,
+        help_text="Failures in a row (connection errors, timeouts, failure statuses) that eject a target "
+        "on every gateway instance; 0 turns passive health checks off.",
+    )
+    failure_window = models.FloatField(
+        default=10.0, validators=[MinValueValidator(0.001)], help_text="Seconds the run of failures may span."
+    )
+    ejection_seconds = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0.001)],
+        help_text="First ejection; doubled each time the half-open probe fails.",
+    )
+    max_ejection_seconds = models.FloatField(default=300.0, validators=[MinValueValidator(0.001)])
+    failure_statuses = models.JSONField(
+        default=default_failure_statuses,
+        blank=True,
+        validators=[validate_statuses],
+        help_text="Upstream statuses that count as failures.",
+    )
+    # -- active health checks (proxy/gateway/probes.py) --
+    health_check_path = models.CharField(
+        max_length=300, blank=True, help_text="GET this path on every target periodically, e.g. /healthz; empty: off."
+    )
+    health_check_interval = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
+    health_check_timeout = models.FloatField(default=2.0, validators=[MinValueValidator(0.001)])
+    health_check_statuses = models.JSONField(
+        default=default_health_statuses, blank=True, validators=[validate_statuses], help_text="Statuses that pass."
+    )
+    healthy_threshold = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1)], help_text="Passing checks in a row that bring a target back."
+    )
+    unhealthy_threshold = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1)], help_text="Failing checks in a row that take a target out."
+    )
+    # -- retry budget (proxy/gateway/retry.py) --
+    retry_budget_percent = models.PositiveSmallIntegerField(
+        default=20, help_text="Retries allowed per 100 requests over the last 10 s (per gateway instance)."
+    )
+    retry_budget_per_second = models.PositiveSmallIntegerField(
+        default=5, help_text="Retries allowed per second on top of the percentage (low-traffic upstreams)."
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def snapshot_spec(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
+        """The plain description the data plane compiles (see proxy/snapshot.py)."""
+        return {
+            "name": self.name,
+            "targets": targets,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "algorithm": self.algorithm,
+            "hash_on": self.hash_on,
+            "hash_header": self.hash_header,
+            "breaker": {
+                "threshold": self.failure_threshold,
+                "window": self.failure_window,
+                "ejection": self.ejection_seconds,
+                "max_ejection": self.max_ejection_seconds,
+                "statuses": self.failure_statuses,
+            },
+            "health_check": {
+                "path": self.health_check_path,
+                "interval": self.health_check_interval,
+                "timeout": self.health_check_timeout,
+                "statuses": self.health_check_statuses,
+                "healthy": self.healthy_threshold,
+                "unhealthy": self.unhealthy_threshold,
+            }
+            if self.health_check_path
+            else None,
+            "retry_budget": {"ratio": self.retry_budget_percent / 100, "per_second": self.retry_budget_per_second},
+        }
+
+    def clean(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValidationError({"algorithm": f"Choose one of {', '.join(ALGORITHMS)}."})
+        if self.algorithm == "consistent_hash" and self.hash_on == "header" and not self.hash_header.strip():
+            raise ValidationError({"hash_header": "Name the header to hash."})
+        if self.max_ejection_seconds < self.ejection_seconds:
+            raise ValidationError({"max_ejection_seconds": "Must be at least the first ejection."})
+        if self.health_check_path and not self.health_check_path.startswith("/"):
+            raise ValidationError({"health_check_path": "Must start with '/'."})
+        try:
+            CompiledUpstream(self.snapshot_spec([]))  # what the admin accepts, the gateway compiles
+        except (ValueError, TypeError) as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class Target(models.Model):
@@ -162,6 +291,91 @@ class Route(models.Model):
     enabled = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # -- traffic policy (proxy/gateway/policy.py) --
+    upstream_rules = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Send some requests to another upstream; the first rule that applies wins, e.g. "
+        '[{"header": "X-API-Version", "value": "2", "upstream": "appliances-v2"}, '
+        '{"partners": ["beta-co"], "upstream": "appliances-canary"}].',
+    )
+    connect_timeout = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001)], help_text="Seconds; empty uses the upstream's."
+    )
+    read_timeout = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text="Seconds between bytes of the response; empty uses the upstream's.",
+    )
+    total_timeout = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text="Seconds for every attempt up to the last byte of the response; empty: no limit "
+        "(keeps event streams open).",
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="Further attempts, on other targets, for idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) "
+        "after a connection failure or a retry status. Bodies over GATEWAY_RETRY_BUFFER_BYTES are not retried.",
+    )
+    retry_statuses = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_statuses],
+        help_text="Upstream statuses that are retried too, e.g. [503].",
+    )
+    max_body_bytes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Request body limit in bytes; empty uses GATEWAY_MAX_BODY_BYTES."
+    )
+    cache_ttl = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Cache GET responses in Redis for this many seconds (less if the upstream says so); empty: off.",
+    )
+    cache_headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Request headers in the cache key besides method, path, query and partner, e.g. ["Accept", '
+        '"Accept-Language"]: list every header the upstream varies on.',
+    )
+    cache_max_bytes = models.PositiveIntegerField(
+        default=1024 * 1024, validators=[MinValueValidator(1)], help_text="Larger responses are not cached."
+    )
+    cors_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Browser origins allowed to call, e.g. ["https://app.example.com", "https://*.example.com"] '
+        'or ["*"]; empty: no CORS (preflights go to the upstream).',
+    )
+    cors_methods = models.JSONField(default=list, blank=True, help_text="Empty: the route's methods, else all.")
+    cors_headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Request headers browsers may send; empty: Authorization, Content-Type, X-API-Key, X-Request-ID; "
+        '["*"]: any.',
+    )
+    cors_expose_headers = models.JSONField(default=list, blank=True, help_text="Response headers pages may read.")
+    cors_credentials = models.BooleanField(default=False, help_text="Allow cookies / HTTP auth from the browser.")
+    cors_max_age = models.PositiveIntegerField(default=600, help_text="Seconds browsers may cache a preflight.")
+    ip_allow = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_networks],
+        help_text='CIDRs; empty allows any, e.g. ["203.0.113.0/24"].',
+    )
+    ip_deny = models.JSONField(
+        default=list, blank=True, validators=[validate_networks], help_text="CIDRs refused (403 ip_denied)."
+    )
+    request_transform = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Headers to the upstream: {"remove": ["X-Debug"], "rename": {"X-Old": "X-New"}, '
+        '"set": {"X-Env": "prod"}, "add": {"X-Tag": "a"}}.',
+    )
+    response_transform = models.JSONField(default=dict, blank=True, help_text="Headers to the client, same form.")
 
     class Meta:
         ordering = ["-priority", "name"]
@@ -206,6 +420,35 @@ class Route(models.Model):
                 "max_per_key": self.ws_max_connections_per_key,
                 "max_per_partner": self.ws_max_connections_per_partner,
             },
+            **self.traffic_spec(),
+        }
+
+    def traffic_spec(self) -> dict[str, Any]:
+        """The traffic policy part of the spec (proxy/gateway/policy.py). JSON fields go as they
+        are: clean() checks their shapes, and the snapshot is only ever read."""
+        return {
+            "upstream_rules": self.upstream_rules,
+            "timeouts": {"connect": self.connect_timeout, "read": self.read_timeout, "total": self.total_timeout},
+            "retries": self.retries,
+            "retry_statuses": self.retry_statuses,
+            "max_body_bytes": self.max_body_bytes,
+            "cache": {"ttl": self.cache_ttl, "headers": self.cache_headers, "max_bytes": self.cache_max_bytes}
+            if self.cache_ttl
+            else None,
+            "cors": {
+                "origins": self.cors_origins,
+                "methods": self.cors_methods,
+                "headers": self.cors_headers,
+                "expose_headers": self.cors_expose_headers,
+                "credentials": self.cors_credentials,
+                "max_age": self.cors_max_age,
+            }
+            if self.cors_origins
+            else None,
+            "ip_allow": self.ip_allow,
+            "ip_deny": self.ip_deny,
+            "request_transform": self.request_transform,
+            "response_transform": self.response_transform,
         }
 
     def clean(self) -> None:
@@ -224,7 +467,32 @@ class Route(models.Model):
             CompiledRoute(self.snapshot_spec())
         except RouteConfigError as exc:
             raise ValidationError({exc.field: str(exc).split(": ", 1)[-1]}) from None
+        self._clean_traffic()
         self._refuse_conflicts()
+
+    def _clean_traffic(self) -> None:
+        """Each part of the traffic policy through its data-plane compiler, errors on its field."""
+        for field in ("cache_headers", "cors_origins", "cors_methods", "cors_headers", "cors_expose_headers"):
+            _list_of_strings(getattr(self, field), field)
+        for field in ("request_transform", "response_transform"):
+            value = getattr(self, field)
+            if not isinstance(value, dict):
+                raise ValidationError({field: 'Enter a JSON object, e.g. {"set": {"X-Env": "prod"}}.'})
+            _compiles(field, lambda value=value, field=field: HeaderTransform(value, field))
+        spec = self.traffic_spec()
+        if spec["cache"] is not None:
+            _compiles("cache_headers", lambda: CachePolicy.from_spec(spec["cache"]))
+        if spec["cors"] is not None:
+            _compiles("cors_origins", lambda: CorsPolicy(spec["cors"], self.methods))
+        if not isinstance(self.upstream_rules, list):
+            raise ValidationError({"upstream_rules": "Enter a JSON list of rules."})
+        names = set()
+        for rule in self.upstream_rules:
+            compiled = _compiles("upstream_rules", lambda rule=rule: UpstreamRule.from_spec(rule))
+            names.add(compiled.upstream)
+        missing = names - set(Upstream.objects.filter(name__in=names).values_list("name", flat=True))
+        if missing:
+            raise ValidationError({"upstream_rules": f"Unknown upstreams: {', '.join(sorted(missing))}."})
 
     def _refuse_conflicts(self) -> None:
         """Two enabled routes that match exactly the same requests at the same priority make the
@@ -246,6 +514,13 @@ class Route(models.Model):
                     f"Route {other.name!r} already matches the same hosts, path, methods and matchers "
                     "at this priority. Change the priority or make the matchers differ."
                 )
+
+
+def _compiles(field: str, compile_: Any) -> Any:
+    try:
+        return compile_()
+    except (ValueError, TypeError) as exc:
+        raise ValidationError({field: str(exc)}) from None
 
 
 def _overlap(a: list[str], b: list[str]) -> bool:

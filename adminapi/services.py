@@ -1,0 +1,44 @@
+"""Writes for admin API tokens (keyword-only, atomic), like proxy/services.py."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from adminapi import tokens
+from adminapi.models import AdminToken
+
+# last_used_at is written at most this often per token: a busy script must not turn every
+# API call into a database write.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+@transaction.atomic
+def admin_token_create(*, user: Any, name: str, expires_at: datetime | None = None) -> tuple[AdminToken, str]:
+    """Create a token for a staff user; returns it with its secret, which is not stored."""
+    while True:
+        secret, prefix = tokens.generate()
+        if not AdminToken.objects.filter(prefix=prefix).exists():
+            break
+    token = AdminToken(
+        user=user,
+        name=name,
+        prefix=prefix,
+        expires_at=expires_at,
+        hashed=tokens.digest(bytes(settings.API_KEY_PEPPER), secret),
+    )
+    token.full_clean()
+    token.save()
+    return token, secret
+
+
+def admin_token_touch(*, token: AdminToken) -> None:
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_PRECISION:
+        # update(): no signal, so no audit entry for mere use.
+        AdminToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now

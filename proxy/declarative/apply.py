@@ -1,0 +1,308 @@
+"""Applying a configuration file: one transaction, every object through its model's
+``full_clean()``, the changes reported per object (see proxy/declarative/__init__.py)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import DatabaseError, connection, models, transaction
+
+from audit.context import acting
+from proxy.declarative.format import ConfigError, ConfigInvalid, Lines, Path_, parse, path_text
+from proxy.declarative.kinds import (
+    NESTED,
+    PARTNER,
+    PLAN,
+    PRODUCT,
+    ROUTE,
+    SUBSCRIPTION,
+    TARGET,
+    TOP_KINDS,
+    UPSTREAM,
+    Kind,
+)
+from proxy.models import ApiProduct, Partner, Plan, Route, Subscription, Target, Upstream
+
+# Concurrent applies take turns (PostgreSQL): each sees the other's result, not a mix.
+_LOCK_ID = 0x61706967  # "apig"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    action: str  # create, update, delete
+    kind: str
+    name: str
+    fields: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)  # field → (old, new)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "kind": self.kind,
+            "name": self.name,
+            "note": self.note,
+            "fields": {k: {"old": old, "new": new} for k, (old, new) in self.fields.items()},
+        }
+
+    def lines(self) -> list[str]:
+        sign = {"create": "+", "update": "~", "delete": "-"}[self.action]
+        head = f"{sign} {self.kind} {self.name}" + (f" ({self.note})" if self.note else "")
+        body = []
+        for name, (old, new) in self.fields.items():
+            body.append(
+                f"    {name}: {_short(new)}"
+                if self.action == "create"
+                else f"    {name}: {_short(old)} -> {_short(new)}"
+            )
+        return [head, *body]
+
+
+@dataclass(slots=True)
+class Result:
+    changes: list[Change]
+    applied: bool
+
+    def counts(self) -> dict[str, int]:
+        return {a: sum(1 for c in self.changes if c.action == a) for a in ("create", "update", "delete")}
+
+    def summary(self) -> str:
+        if not self.changes:
+            return "No changes."
+        counts = self.counts()
+        verb = "Applied" if self.applied else "Plan"
+        return f"{verb}: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete."
+
+    def text(self) -> str:
+        return "\n".join([line for c in self.changes for line in c.lines()] + [self.summary()])
+
+
+def _identity(obj: models.Model) -> str:
+    return str(getattr(obj, "slug", None) or getattr(obj, "name", None) or obj.pk)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -- applying -----------------------------------------------------------------------------------
+def apply(text: str, *, prune: bool = False, dry_run: bool = False, actor_label: str = "") -> Result:
+    """Make the database match the file; see the module docstring. Raises ConfigInvalid."""
+    data, lines = parse(text)
+    with acting("config", label=actor_label):
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
+            applier = _Applier(data, lines, prune)
+            applier.run()
+            if applier.errors:
+                raise ConfigInvalid(applier.errors)  # rolls the transaction back
+            if dry_run:
+                transaction.set_rollback(True)
+    return Result(applier.changes, applied=not dry_run)
+
+
+def diff(text: str, *, prune: bool = False) -> Result:
+    return apply(text, prune=prune, dry_run=True)
+
+
+class _Applier:
+    def __init__(self, data: dict[str, Any], lines: Lines, prune: bool) -> None:
+        self.data = data
+        self.lines = lines
+        self.prune = prune
+        self.changes: list[Change] = []
+        self.errors: list[ConfigError] = []
+        # What the file declares, by kind: identity → saved instance (None when it failed).
+        self.kept: dict[str, dict[Any, models.Model | None]] = {}
+        self.routes: list[tuple[Path_, Route]] = []
+
+    def error(self, path: Path_, message: str) -> None:
+        self.errors.append(ConfigError(self.lines.at(path), path_text(path), message))
+
+    def run(self) -> None:
+        for kind in TOP_KINDS:
+            items = self.data.get(kind.section)
+            kept = self.kept.setdefault(kind.name, {})
+            for index, item in enumerate(items or []):
+                path: Path_ = (kind.section, index)
+                identity = item[kind.identity]
+                if identity in kept:
+                    self.error((*path, kind.identity), f"another {kind.name} above is also named {identity!r}")
+                    continue
+                obj = self.upsert(kind, item, path)
+                kept[identity] = obj
+                if kind.nested:
+                    self.nested(NESTED[kind.section], obj, item.get(kind.nested) or [], (*path, kind.nested))
+        if self.prune:
+            self.prune_missing()
+        self.check_routes()
+
+    def nested(self, kind: Kind, parent: models.Model | None, items: list[dict[str, Any]], path: Path_) -> None:
+        kept = self.kept.setdefault(kind.name, {})
+        seen: set[Any] = set()
+        for index, item in enumerate(items):
+            identity = item[kind.identity]
+            if identity in seen:
+                self.error((*path, index, kind.identity), f"another {kind.name} above is also {identity!r}")
+                continue
+            seen.add(identity)
+            if parent is not None:
+                kept[(parent.pk, identity)] = self.upsert(kind, item, (*path, index), parent=parent)
+
+    def resolve(self, kind: Kind, item: dict[str, Any], path: Path_) -> dict[str, Any] | None:
+        """The model field values the item asks for: defaults for what it leaves out, related
+        objects looked up by slug or name."""
+        values: dict[str, Any] = {}
+        ok = True
+        for name in kind.fields:
+            value = kind.normalise(name, item[name] if name in item else kind.default(name))
+            if name in kind.refs and value is not None:
+                model, lookup = kind.refs[name]
+                related = model._default_manager.filter(**{lookup: value}).first()
+                if related is None:
+                    self.error((*path, name), f"no {model._meta.verbose_name} named {value!r}")
+                    ok = False
+                    continue
+                value = related
+            values[name] = value
+        return values if ok else None
+
+    def upsert(
+        self, kind: Kind, item: dict[str, Any], path: Path_, parent: models.Model | None = None
+    ) -> models.Model | None:
+        values = self.resolve(kind, item, path)
+        if values is None:
+            return None
+        lookup = {kind.identity: values[kind.identity]}
+        if parent is not None:
+            lookup[kind.parent] = parent
+        current = kind.model._default_manager.filter(**lookup).first()
+        obj = copy.copy(current) if current is not None else kind.model()
+        if parent is not None:
+            setattr(obj, kind.parent, parent)
+        for name, value in values.items():
+            setattr(obj, name, value)
+        try:
+            obj.full_clean()
+        except ValidationError as exc:
+            problems = exc.message_dict
+            if kind is ROUTE:  # conflicts between routes are judged on the final state, later
+                problems.pop(NON_FIELD_ERRORS, None)
+            for name, messages in problems.items():
+                where = (*path, name) if name in kind.fields else path
+                for message in messages:
+                    self.error(where, message)
+            if problems:
+                return None
+        before = kind.spec(current) if current is not None else None
+        after = kind.spec(obj)
+        label = self.label(kind, values, parent)
+        if before == after:
+            return current
+        try:
+            with transaction.atomic():
+                obj.save()
+        except DatabaseError as exc:
+            self.error(path, f"the database refused it: {exc}")
+            return None
+        if before is None:
+            shown = {k: (None, v) for k, v in kind.compact(after).items() if k != kind.identity}
+            self.changes.append(Change("create", kind.name, label, shown))
+        else:
+            changed = {k: (before[k], after[k]) for k in kind.fields if before[k] != after[k]}
+            self.changes.append(Change("update", kind.name, label, changed))
+        if kind is ROUTE:
+            assert isinstance(obj, Route)
+            self.routes.append((path, obj))
+        return obj
+
+    def label(self, kind: Kind, values: dict[str, Any], parent: models.Model | None) -> str:
+        identity = values[kind.identity]
+        identity = getattr(identity, kind.refs[kind.identity][1]) if kind.identity in kind.refs else identity
+        return f"{_identity(parent)}/{identity}" if parent is not None else str(identity)
+
+    def prune_missing(self) -> None:
+        """Delete what the file's sections leave out: dependants first."""
+        sections = set(self.data)
+        if "partners" in sections:
+            kept = self.kept.get("subscription", {})
+            declared = {p.pk for p in self.kept.get("partner", {}).values() if p is not None}
+            for sub in Subscription.objects.filter(partner__in=declared).select_related("partner", "product"):
+                if (sub.partner_id, sub.product.slug) not in kept:
+                    self.delete(SUBSCRIPTION, sub, f"{sub.partner.slug}/{sub.product.slug}", "partners")
+            for partner in Partner.objects.exclude(slug__in=self.kept.get("partner", {})):
+                keys = partner.keys.count()
+                note = f"also deletes its {keys} API key(s) and its usage history" if keys else ""
+                self.delete(PARTNER, partner, partner.slug, "partners", note)
+        if "routes" in sections:
+            for route in Route.objects.exclude(name__in=self.kept.get("route", {})):
+                self.delete(ROUTE, route, route.name, "routes")
+        if "upstreams" in sections:
+            kept = self.kept.get("target", {})
+            declared = {u.pk for u in self.kept.get("upstream", {}).values() if u is not None}
+            for target in Target.objects.filter(upstream__in=declared).select_related("upstream"):
+                if (target.upstream_id, target.url) not in kept:
+                    self.delete(TARGET, target, f"{target.upstream.name}/{target.url}", "upstreams")
+            for upstream in Upstream.objects.exclude(name__in=self.kept.get("upstream", {})):
+                self.delete(UPSTREAM, upstream, upstream.name, "upstreams")
+        if "plans" in sections:
+            for plan in Plan.objects.exclude(slug__in=self.kept.get("plan", {})):
+                self.delete(PLAN, plan, plan.slug, "plans")
+        if "products" in sections:
+            for product in ApiProduct.objects.exclude(slug__in=self.kept.get("product", {})):
+                if self.product_still_guards(product):
+                    self.delete(PRODUCT, product, product.slug, "products")
+
+    def product_still_guards(self, product: ApiProduct) -> bool:
+        """Deleting a product would quietly widen access (a route without a product admits every
+        active partner; a key limited to it would allow all products): refuse instead."""
+        routes = sorted(product.routes.values_list("name", flat=True))
+        keys = sorted(product.keys.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
+        if routes:
+            self.error(
+                ("products",),
+                f"--prune would delete product {product.slug!r}, which routes "
+                f"{', '.join(routes[:5])} still require; "
+                "add it back or change those routes",
+            )
+        if keys:
+            self.error(
+                ("products",),
+                f"--prune would delete product {product.slug!r}, and API keys "
+                f"{', '.join(keys[:5])} limited to it would then allow every product; "
+                "revoke them or change their products first",
+            )
+        return not routes and not keys
+
+    def delete(self, kind: Kind, obj: models.Model, label: str, section: str, note: str = "") -> None:
+        try:
+            with transaction.atomic():
+                obj.delete()
+        except (models.ProtectedError, models.RestrictedError) as exc:
+            users = sorted({f"{o._meta.verbose_name} {o}" for o in list(exc.args[1])[:5]})
+            self.error(
+                (section,),
+                f"--prune would delete {kind.name} {label!r}, but {', '.join(users)} still "
+                "use it; add it back to the file or change those too",
+            )
+            return
+        self.changes.append(Change("delete", kind.name, label, note=note))
+
+    def check_routes(self) -> None:
+        """Route conflicts, judged now that every route of the file is in place (two routes that
+        swap priorities must not conflict with each other's old state)."""
+        for path, route in self.routes:
+            route.refresh_from_db()
+            try:
+                route.full_clean()
+            except ValidationError as exc:
+                for name, messages in exc.message_dict.items():
+                    for message in messages:
+                        self.error((*path, name) if name in ROUTE.fields else path, message)
