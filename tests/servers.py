@@ -69,7 +69,7 @@ class Process:
         log_name: str = "proc",
     ) -> None:
         self.args = args
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "APIGW_TEST_CHILD": "1", **(env or {})}
         self.health_url = health_url
         self.log_path = ROOT / "var" / "test-logs" / f"{log_name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None

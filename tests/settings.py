@@ -10,7 +10,11 @@ import uuid
 
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
-os.environ.setdefault("REDIS_PREFIX", f"apigw-test-{uuid.uuid4().hex[:8]}:")
+# Each pytest process (xdist workers included) takes a Redis namespace and a test database of
+# its own; the gateway processes it starts (APIGW_TEST_CHILD=1) inherit its namespace.
+if os.environ.get("APIGW_TEST_CHILD") != "1":
+    os.environ["REDIS_PREFIX"] = f"apigw-test-{uuid.uuid4().hex[:8]}:"
+    os.environ["APIGW_TEST_RUN"] = uuid.uuid4().hex[:8]
 os.environ.setdefault("GATEWAY_CONFIG_POLL_SECONDS", "0.5")
 os.environ.setdefault("LOG_LEVEL", "warning")
 
@@ -21,7 +25,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; t
 # A test database of this run's own, so that runs side by side (several checkouts, a developer
 # and CI on one machine) cannot drop each other's. Gateway processes started by the tests
 # must see it too, so SQLite's is a file.
-_run = os.environ.setdefault("APIGW_TEST_RUN", uuid.uuid4().hex[:8])
+_run = os.environ["APIGW_TEST_RUN"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{_run}.sqlite3")}  # noqa: F405
     (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405

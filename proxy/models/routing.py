@@ -254,7 +254,9 @@ class Route(models.Model):
         related_name="routes",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        # Not SET_NULL: a route without a product admits every active partner, so deleting a
+        # product would quietly widen access. Move or delete its routes first.
+        on_delete=models.PROTECT,
         help_text="Callers need a subscription to it.",
     )
     auth = models.CharField(max_length=12, choices=AUTH_CHOICES, default="key")

@@ -120,3 +120,17 @@ def test_the_admin_creates_an_upstream_with_targets(admin_client: Client) -> Non
     )
     assert response.status_code == 200  # the bad target keeps the form open
     assert not Upstream.objects.filter(name="appliances").exists()
+
+
+def test_a_product_with_routes_cannot_be_deleted(upstream: Upstream) -> None:
+    # A route without a product admits every active partner: deleting the product must not
+    # quietly turn its routes into that.
+    from django.db.models import ProtectedError
+
+    from proxy.models import ApiProduct
+
+    product = ApiProduct.objects.create(name="P", slug="p")
+    Route.objects.create(name="r", upstream=upstream, path="/p", product=product)
+    with pytest.raises(ProtectedError):
+        product.delete()
+    assert Route.objects.get(name="r").product == product
