@@ -48,15 +48,17 @@ def subscription_set(*, partner: Partner, product: ApiProduct, plan: Plan, statu
 
 
 @transaction.atomic
-def api_key_create(*, partner: Partner, name: str, products: Iterable[ApiProduct] = (),
-                   expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, partner: Partner, name: str, products: Iterable[ApiProduct] = (), expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
     """Create a key; returns it with its secret, which is not stored and cannot be shown again."""
     while True:
         secret, prefix = apikeys.generate()
         if not ApiKey.objects.filter(prefix=prefix).exists():
             break
-    key = ApiKey(partner=partner, name=name, prefix=prefix, hashed=apikeys.digest(_pepper(), secret),
-                 expires_at=expires_at)
+    key = ApiKey(
+        partner=partner, name=name, prefix=prefix, hashed=apikeys.digest(_pepper(), secret), expires_at=expires_at
+    )
     key.full_clean()
     key.save()
     products = list(products)
@@ -76,8 +78,9 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
 @transaction.atomic
 def api_key_rotate(*, key: ApiKey, grace: timedelta, name: str | None = None) -> tuple[ApiKey, str]:
     """A new key with the same products; the old one keeps working for ``grace``, then expires."""
-    new_key, secret = api_key_create(partner=key.partner, name=name or key.name, products=key.products.all(),
-                                     expires_at=key.expires_at)
+    new_key, secret = api_key_create(
+        partner=key.partner, name=name or key.name, products=key.products.all(), expires_at=key.expires_at
+    )
     ends = timezone.now() + grace
     if key.expires_at is None or key.expires_at > ends:
         key.expires_at = ends

@@ -20,8 +20,9 @@ def build_snapshot() -> dict[str, Any]:
     try:
         return {
             "upstreams": _upstreams(),
-            "routes": [r.snapshot_spec() for r in Route.objects.filter(enabled=True).select_related("upstream",
-                                                                                                    "product")],
+            "routes": [
+                r.snapshot_spec() for r in Route.objects.filter(enabled=True).select_related("upstream", "product")
+            ],
             "plans": [
                 {"slug": p.slug, "scope": p.scope, "limits": p.limits(), "quotas": p.quotas()}
                 for p in Plan.objects.all()
@@ -29,8 +30,15 @@ def build_snapshot() -> dict[str, Any]:
             "partners": _partners(),
             "keys": _keys(),
             "jwt_issuers": [
-                {"name": i.name, "issuer": i.issuer, "jwks_url": i.jwks_url, "audience": i.audience,
-                 "partner_claim": i.partner_claim, "algorithms": i.algorithms or None, "leeway": i.leeway_seconds}
+                {
+                    "name": i.name,
+                    "issuer": i.issuer,
+                    "jwks_url": i.jwks_url,
+                    "audience": i.audience,
+                    "partner_claim": i.partner_claim,
+                    "algorithms": i.algorithms or None,
+                    "leeway": i.leeway_seconds,
+                }
                 for i in JwtIssuer.objects.filter(enabled=True)
             ],
         }
@@ -65,9 +73,14 @@ def _partners() -> list[dict[str, Any]]:
 def _keys() -> list[dict[str, Any]]:
     keys = ApiKey.objects.filter(revoked_at__isnull=True).prefetch_related("products")
     return [
-        {"id": k.pk, "prefix": k.prefix, "hash": k.hashed, "partner": k.partner_id,
-         "products": sorted(p.slug for p in k.products.all()),
-         "expires": k.expires_at.timestamp() if k.expires_at else None}
+        {
+            "id": k.pk,
+            "prefix": k.prefix,
+            "hash": k.hashed,
+            "partner": k.partner_id,
+            "products": sorted(p.slug for p in k.products.all()),
+            "expires": k.expires_at.timestamp() if k.expires_at else None,
+        }
         for k in keys
     ]
 

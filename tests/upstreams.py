@@ -95,8 +95,11 @@ class WebSocketUpstream:
                         await ws.send_str(f"m{i}")
                     continue
                 if msg.data == "whoami":
-                    await ws.send_str(json.dumps({"headers": dict(request.headers), "query": request.query_string,
-                                                  "path": request.path}))
+                    await ws.send_str(
+                        json.dumps(
+                            {"headers": dict(request.headers), "query": request.query_string, "path": request.path}
+                        )
+                    )
                     continue
                 await ws.send_str(msg.data)
             elif msg.type == WSMsgType.BINARY:

@@ -89,8 +89,9 @@ class RoutePolicy:
         auth = spec.get("auth") or "key"
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}")
-        return cls(auth, spec.get("product"), bool(spec.get("allow_query_key")),
-                   rate_rules("route", spec.get("limits") or {}))
+        return cls(
+            auth, spec.get("product"), bool(spec.get("allow_query_key")), rate_rules("route", spec.get("limits") or {})
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +120,11 @@ class AuthIndex:
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.plans = {
-            p["slug"]: Plan(p["slug"], p.get("scope", "key"),
-                            rate_rules("plan", p.get("limits") or {}) + quota_rules("plan", p.get("quotas") or {}))
+            p["slug"]: Plan(
+                p["slug"],
+                p.get("scope", "key"),
+                rate_rules("plan", p.get("limits") or {}) + quota_rules("plan", p.get("quotas") or {}),
+            )
             for p in data.get("plans", ())
         }
         self.partners = {
@@ -129,13 +133,26 @@ class AuthIndex:
         }
         self.partners_by_slug = {p.slug: p for p in self.partners.values()}
         self.keys = {
-            k["prefix"]: Key(k["id"], k["prefix"], k["hash"], k["partner"],
-                             frozenset(k["products"]) if k.get("products") else None, k.get("expires"))
+            k["prefix"]: Key(
+                k["id"],
+                k["prefix"],
+                k["hash"],
+                k["partner"],
+                frozenset(k["products"]) if k.get("products") else None,
+                k.get("expires"),
+            )
             for k in data.get("keys", ())
         }
         self.issuers = {
-            i["issuer"]: Issuer(i["name"], i["issuer"], i["jwks_url"], i["audience"], i.get("partner_claim") or "azp",
-                                tuple(i.get("algorithms") or _DEFAULT_ALGORITHMS), int(i.get("leeway", 30)))
+            i["issuer"]: Issuer(
+                i["name"],
+                i["issuer"],
+                i["jwks_url"],
+                i["audience"],
+                i.get("partner_claim") or "azp",
+                tuple(i.get("algorithms") or _DEFAULT_ALGORITHMS),
+                int(i.get("leeway", 30)),
+            )
             for i in data.get("jwt_issuers", ())
         }
 
@@ -215,8 +232,9 @@ class Authenticator:
     async def close(self) -> None:
         await self.jwks.close()
 
-    async def authenticate(self, ctx: RequestContext, policy: RoutePolicy, index: AuthIndex,
-                           offered_key: str | None = None) -> Identity | None:
+    async def authenticate(
+        self, ctx: RequestContext, policy: RoutePolicy, index: AuthIndex, offered_key: str | None = None
+    ) -> Identity | None:
         """``offered_key``: a key the caller offered another way (a WebSocket subprotocol)."""
         if policy.auth == "public":
             return None
@@ -257,7 +275,8 @@ class Authenticator:
             # The key must not travel on to the upstream (or its logs). The other parameters go on
             # byte for byte: decoding and re-encoding them would change what the upstream sees.
             ctx.query_string = b"&".join(
-                part for part in ctx.query_string.split(b"&")
+                part
+                for part in ctx.query_string.split(b"&")
                 if unquote_plus(part.partition(b"=")[0].decode("latin-1")) != "api_key"
             )
             return found, False
@@ -291,8 +310,13 @@ class Authenticator:
             raise _invalid("The token's signing key is unknown.")
         try:
             claims = jwt.decode(
-                token, signing_key, algorithms=list(issuer.algorithms), audience=issuer.audience,
-                issuer=issuer.issuer, leeway=issuer.leeway, options={"require": ["exp", "iss", "aud"]},
+                token,
+                signing_key,
+                algorithms=list(issuer.algorithms),
+                audience=issuer.audience,
+                issuer=issuer.issuer,
+                leeway=issuer.leeway,
+                options={"require": ["exp", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
             raise _invalid("The token has expired.") from None
@@ -307,8 +331,9 @@ class Authenticator:
             raise Forbidden("The token's client is not a known partner.", code="unknown_partner")
         return partner
 
-    def _authorize(self, partner: Partner, key: Key | None, method: str, policy: RoutePolicy,
-                   index: AuthIndex) -> Identity:
+    def _authorize(
+        self, partner: Partner, key: Key | None, method: str, policy: RoutePolicy, index: AuthIndex
+    ) -> Identity:
         if partner.status != "active":
             raise Forbidden(f"The partner account is {partner.status}.", code=f"partner_{partner.status}")
         plan = None

@@ -89,9 +89,11 @@ class Decision:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         reset = str(max(0, math.ceil(self.reset))).encode()
-        headers = [(b"ratelimit-limit", str(self.limit).encode()),
-                   (b"ratelimit-remaining", str(max(0, self.remaining)).encode()),
-                   (b"ratelimit-reset", reset)]
+        headers = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(max(0, self.remaining)).encode()),
+            (b"ratelimit-reset", reset),
+        ]
         if not self.allowed:
             headers.append((b"retry-after", reset))
         return headers
@@ -191,8 +193,17 @@ class Limiter:
         self._add(f"{prefix}|lat_ms", int((time.perf_counter() - ctx.started) * 1000))
 
     # -- the check ------------------------------------------------------------------------------
-    def plan_check(self, *, subject: str, product: str, rules: tuple[Rule, ...], route_id: Any,
-                   route_rules: tuple[Rule, ...], caller: str, now: float) -> tuple[list[str], list[Rule]]:
+    def plan_check(
+        self,
+        *,
+        subject: str,
+        product: str,
+        rules: tuple[Rule, ...],
+        route_id: Any,
+        route_rules: tuple[Rule, ...],
+        caller: str,
+        now: float,
+    ) -> tuple[list[str], list[Rule]]:
         names = self.keys
         keys: list[str] = []
         selected: list[Rule] = []
@@ -247,8 +258,9 @@ class Limiter:
             return
         assert decision.rule is not None
         ctx.limit_outcome = decision.rule.code
-        message = ("The quota for this period is used up." if decision.rule.kind == "q"
-                   else "Too many requests; slow down.")
+        message = (
+            "The quota for this period is used up." if decision.rule.kind == "q" else "Too many requests; slow down."
+        )
         raise TooManyRequests(f"{message} Limit: {decision.rule.name} {decision.limit}.", code=decision.rule.code)
 
     def _decision(self, reply: list[Any], rules: list[Rule]) -> Decision:
@@ -259,8 +271,11 @@ class Limiter:
     def _fallback(self, ctx: RequestContext, check: Check, now: float) -> Decision:
         if self.policy == "deny":
             ctx.limit_outcome = "limiter_unavailable"
-            raise ServiceUnavailable("Rate limiting is unavailable; try again shortly.", code="limiter_unavailable",
-                                     headers=[(b"retry-after", b"1")])
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; try again shortly.",
+                code="limiter_unavailable",
+                headers=[(b"retry-after", b"1")],
+            )
         ctx.limit_outcome = "local"
         decision = self.local.check(check.keys, check.rules, now)
         # Counted here, sent to Redis by the first call that succeeds: nothing is lost.

@@ -28,9 +28,13 @@ MAX_DELTAS_PER_CALL = 256
 
 
 class ScriptBatcher:
-    def __init__(self, redis: aioredis.Redis, source: str,
-                 take_deltas: Callable[[int], list[tuple[str, int]]],
-                 return_deltas: Callable[[list[tuple[str, int]]], None]) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        source: str,
+        take_deltas: Callable[[int], list[tuple[str, int]]],
+        return_deltas: Callable[[list[tuple[str, int]]], None],
+    ) -> None:
         self.redis = redis
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()

@@ -38,11 +38,20 @@ def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 60) ->
 
 def test_run_serves_the_demo_api_events_and_websocket_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port, demo_port = free_port(), free_port()
-    env = {"DATABASE_URL": subprocess_database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings", "APIGW_TEST_CHILD": "1",
-           "APIGW_VAR_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env = {
+        "DATABASE_URL": subprocess_database_url(),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "APIGW_TEST_CHILD": "1",
+        "APIGW_VAR_DIR": str(tmp_path),
+        "PYTHONUNBUFFERED": "1",
+    }
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runplatform", "--port", str(port), "--demo-port", str(demo_port)],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         lines = read_until(proc, "Demo WebSocket:")

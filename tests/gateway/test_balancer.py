@@ -11,10 +11,12 @@ from proxy.gateway.balancer import Target, Upstream, smooth_weighted_schedule
 
 
 def upstream(*weights: int) -> Upstream:
-    return Upstream({
-        "name": "u",
-        "targets": [{"url": f"http://10.0.0.{i + 1}:8000", "weight": w} for i, w in enumerate(weights)],
-    })
+    return Upstream(
+        {
+            "name": "u",
+            "targets": [{"url": f"http://10.0.0.{i + 1}:8000", "weight": w} for i, w in enumerate(weights)],
+        }
+    )
 
 
 def longest_run(schedule: list[int]) -> int:

@@ -32,8 +32,14 @@ def ns(r: redis.Redis) -> Iterator[str]:
         r.delete(key)
 
 
-def run(r: redis.Redis, ns: str, now_ms: int, limits: list[tuple[str, str, int, int, int]],
-        usage_prefix: str = "", deltas: tuple[tuple[str, int], ...] = ()) -> list[int]:
+def run(
+    r: redis.Redis,
+    ns: str,
+    now_ms: int,
+    limits: list[tuple[str, str, int, int, int]],
+    usage_prefix: str = "",
+    deltas: tuple[tuple[str, int], ...] = (),
+) -> list[int]:
     """limits: (key, kind, limit, window_ms or reset_at_ms, bucket_ms)."""
     keys = [ns + key for key, *_ in limits] + [ns + "usage"]
     args: list[Any] = [now_ms, len(limits)]
@@ -105,8 +111,12 @@ def test_quota_windows_are_utc_calendar_days_and_months() -> None:
 
 def test_decision_headers_follow_the_ietf_draft() -> None:
     refused = Decision(False, Rule("plan:minute", "r", "minute", 60), 60, 0, 12.2)
-    assert refused.headers() == [(b"ratelimit-limit", b"60"), (b"ratelimit-remaining", b"0"),
-                                 (b"ratelimit-reset", b"13"), (b"retry-after", b"13")]
+    assert refused.headers() == [
+        (b"ratelimit-limit", b"60"),
+        (b"ratelimit-remaining", b"0"),
+        (b"ratelimit-reset", b"13"),
+        (b"retry-after", b"13"),
+    ]
 
 
 def test_the_local_fallback_applies_the_same_rules() -> None:

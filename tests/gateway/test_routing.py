@@ -21,8 +21,18 @@ from proxy.gateway.routing import (
 
 def spec(name: str, path: str = "/", **extra: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "name": name, "upstream": "u", "path_type": "prefix", "path": path, "priority": 0, "hosts": [],
-        "methods": [], "headers": [], "query": [], "protocols": ["http"], "rewrite": "", "strip_prefix": False,
+        "name": name,
+        "upstream": "u",
+        "path_type": "prefix",
+        "path": path,
+        "priority": 0,
+        "hosts": [],
+        "methods": [],
+        "headers": [],
+        "query": [],
+        "protocols": ["http"],
+        "rewrite": "",
+        "strip_prefix": False,
     }
     base.update(extra)
     return base
@@ -32,10 +42,19 @@ def table(*specs: dict[str, Any]) -> RouteTable:
     return RouteTable.from_specs(specs)
 
 
-def match(routes: RouteTable, path: str, *, host: str = "example.com", method: str = "GET",
-          headers: dict[str, list[str]] | None = None, query: bytes = b"", protocol: str = "http") -> RouteMatch:
-    return routes.match(host=host, path=path, method=method, headers=headers or {}, query_string=query,
-                        protocol=protocol)
+def match(
+    routes: RouteTable,
+    path: str,
+    *,
+    host: str = "example.com",
+    method: str = "GET",
+    headers: dict[str, list[str]] | None = None,
+    query: bytes = b"",
+    protocol: str = "http",
+) -> RouteMatch:
+    return routes.match(
+        host=host, path=path, method=method, headers=headers or {}, query_string=query, protocol=protocol
+    )
 
 
 def winner(routes: RouteTable, path: str, **kwargs: Any) -> str:
@@ -383,10 +402,16 @@ def test_header_matcher_names_are_case_insensitive(configured: str) -> None:
 
 
 def test_all_header_matchers_must_pass() -> None:
-    routes = table(spec("h", "/", headers=[
-        {"name": "X-A", "match": "exact", "value": "1"},
-        {"name": "X-B", "match": "absent"},
-    ]))
+    routes = table(
+        spec(
+            "h",
+            "/",
+            headers=[
+                {"name": "X-A", "match": "exact", "value": "1"},
+                {"name": "X-B", "match": "absent"},
+            ],
+        )
+    )
     assert winner(routes, "/", headers={"x-a": ["1"]}) == "h"
     with pytest.raises(RouteNotFound):
         match(routes, "/", headers={"x-a": ["1"], "x-b": ["1"]})

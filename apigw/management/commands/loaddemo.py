@@ -84,8 +84,15 @@ def load_demo(upstream_url: str = DEMO_UPSTREAM_URL) -> dict[str, Any]:
     Route.objects.update_or_create(
         name="appliances-v1",
         # Browsers cannot set headers on a WebSocket: the demo also takes ?api_key=.
-        defaults={"upstream": upstream, "path_type": "prefix", "path": "/api/v1", "protocols": ["http", "websocket"],
-                  "product": product, "auth": "key", "allow_query_key": True},
+        defaults={
+            "upstream": upstream,
+            "path_type": "prefix",
+            "path": "/api/v1",
+            "protocols": ["http", "websocket"],
+            "product": product,
+            "auth": "key",
+            "allow_query_key": True,
+        },
     )
     partner = services.partner_get_or_create(slug="demo-partner", name="Demo Partner")
     services.subscription_set(partner=partner, product=product, plan=plan)

@@ -55,8 +55,9 @@ class Command(BaseCommand):
         for product in products:
             services.subscription_set(partner=partner, product=product, plan=plan)
         expires = timezone.now() + timedelta(days=options["expires"]) if options["expires"] else None
-        key, secret = services.api_key_create(partner=partner, name=options["name"],
-                                              products=products if slugs else (), expires_at=expires)
+        key, secret = services.api_key_create(
+            partner=partner, name=options["name"], products=products if slugs else (), expires_at=expires
+        )
         self.stdout.write(f"Created key {key.prefix} ({key.name}) for partner {partner.slug} on plan {plan.slug}.")
         self.stdout.write("The secret is shown once; store it now:")
         self.stdout.write(secret)
