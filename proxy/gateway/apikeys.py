@@ -18,21 +18,37 @@ PREFIX_LENGTH = 8
 SECRET_LENGTH = 32
 KEY_PREFIX = "gw_"
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-_KEY_RE = re.compile(rf"gw_([a-z2-7]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{{SECRET_LENGTH}}})")
 MAX_CREDENTIAL_LENGTH = 4096  # longer Authorization values are refused before any work
 
 
-def generate() -> tuple[str, str]:
-    """A new key and its prefix."""
-    prefix = "".join(secrets.choice(_ALPHABET) for _ in range(PREFIX_LENGTH))
-    secret = secrets.token_urlsafe(SECRET_LENGTH)[:SECRET_LENGTH]
-    return f"{KEY_PREFIX}{prefix}_{secret}", prefix
+class SecretFormat:
+    """``<leading><prefix>_<secret>``: a readable kind marker, a public lookup prefix, a secret.
+    Partner keys and admin API tokens share it with different markers, so neither can ever be
+    taken for the other."""
+
+    def __init__(self, leading: str, prefix_length: int, secret_length: int) -> None:
+        self.leading = leading
+        self.prefix_length = prefix_length
+        self.secret_length = secret_length
+        self._pattern = re.compile(
+            rf"{re.escape(leading)}([a-z2-7]{{{prefix_length}}})_([A-Za-z0-9_-]{{{secret_length}}})"
+        )
+
+    def generate(self) -> tuple[str, str]:
+        """A new secret and its prefix."""
+        prefix = "".join(secrets.choice(_ALPHABET) for _ in range(self.prefix_length))
+        secret = secrets.token_urlsafe(self.secret_length)[: self.secret_length]
+        return f"{self.leading}{prefix}_{secret}", prefix
+
+    def split(self, value: str) -> str | None:
+        """The prefix of a well-formed value, else None."""
+        found = self._pattern.fullmatch(value)
+        return found.group(1) if found else None
 
 
-def split(key: str) -> str | None:
-    """The prefix of a well-formed key, else None."""
-    found = _KEY_RE.fullmatch(key)
-    return found.group(1) if found else None
+API_KEY = SecretFormat(KEY_PREFIX, PREFIX_LENGTH, SECRET_LENGTH)
+generate = API_KEY.generate
+split = API_KEY.split
 
 
 def looks_like_key(value: str) -> bool:
