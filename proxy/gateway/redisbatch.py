@@ -1,7 +1,7 @@
 """Auto-pipelining of one Lua script's calls (as auto-pipelining Redis clients do).
 
 Requests that reach the limiter in the same event-loop turn, or while the previous batch is
-on the wire, share one pipeline: one write and one read for the whole batch instead of a round
+on the wire, share one write and one read (resp.py) for the whole batch instead of a round
 trip each. Every request still runs its own atomic EVALSHA, so exactness is untouched; only
 the network and client overhead is shared. At most one batch is in flight, which makes batches
 grow with load instead of connections.
@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from proxy.gateway import metrics
+from proxy.gateway.resp import PipelineConnection, ScriptConnection
 
 # Bounded so one call's argument list stays small when a backlog of deltas built up.
 MAX_DELTAS_PER_CALL = 256
@@ -30,12 +30,12 @@ MAX_DELTAS_PER_CALL = 256
 class ScriptBatcher:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        conn: ScriptConnection | PipelineConnection,
         source: str,
         take_deltas: Callable[[int], list[tuple[str, int]]],
         return_deltas: Callable[[list[tuple[str, int]]], None],
     ) -> None:
-        self.redis = redis
+        self.conn = conn
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._take_deltas = take_deltas
@@ -101,19 +101,15 @@ class ScriptBatcher:
                 future.set_result(reply)
 
     async def _execute(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> list[Any]:
-        pipe = self.redis.pipeline(transaction=False)
-        for keys, args, _ in batch:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
-        replies = await pipe.execute(raise_on_error=False)
+        commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args, _ in batch]
+        replies = await self.conn.execute(commands)
         retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if retry:
             # Redis restarted or flushed its script cache: load once, run those calls again. A
             # NOSCRIPT call did not run, so nothing is counted twice.
-            await self.redis.script_load(self.source)
-            pipe = self.redis.pipeline(transaction=False)
-            for i in retry:
-                keys, args, _ = batch[i]
-                pipe.evalsha(self.sha, len(keys), *keys, *args)
-            for i, reply in zip(retry, await pipe.execute(raise_on_error=False), strict=True):
+            (loaded,) = await self.conn.execute([("SCRIPT", "LOAD", self.source)])
+            if isinstance(loaded, Exception):
+                raise loaded
+            for i, reply in zip(retry, await self.conn.execute([commands[i] for i in retry]), strict=True):
                 replies[i] = reply
         return list(replies)

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from proxy.gateway.ratelimit import SCRIPT, Decision, LocalLimiter, Rule, quota_window
 from proxy.gateway.redisbatch import ScriptBatcher
+from proxy.gateway.resp import ScriptConnection
 from tests.servers import RedisServer
 
 
@@ -133,7 +134,7 @@ def test_the_batcher_reloads_the_script_after_a_redis_restart() -> None:
     async def scenario() -> list[Any]:
         client = aioredis.Redis.from_url(server.url)
         returned: list[tuple[str, int]] = []
-        batcher = ScriptBatcher(client, SCRIPT, lambda n: [], returned.extend)
+        batcher = ScriptBatcher(ScriptConnection(server.url), SCRIPT, lambda n: [], returned.extend)
         args = [0, 0, "", "", 0]
         first = await asyncio.gather(*(batcher.call(["u"], args) for _ in range(5)))
         await client.script_flush()  # what a restart or SCRIPT FLUSH does

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make bench`: install the load generator and nginx when missing (root only), then run the
+# Python orchestrator. Only 127.0.0.1 is loaded; every run is bounded (BENCH_DURATION × rounds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${VENV:-.venv}/bin/python"
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "bench: installing ${missing[*]} (Debian packages)"
+        apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
+            || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; } \
+            || echo "bench: could not install ${missing[*]}"
+    else
+        echo "bench: missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}"
+    fi
+fi
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "bench: wrk is required for the load scenarios (sudo apt-get install -y wrk)." >&2
+    exit 1
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "bench: nginx missing: the upstream is the ASGI responder and scenario (b) is skipped."
+    export BENCH_NO_NGINX=1
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "bench: redis-server missing: gateways share REDIS_URL, so Redis command counts include other clients."
+fi
+exec "$PY" -m bench.bench "$@"
