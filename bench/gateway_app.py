@@ -29,6 +29,7 @@ def public_snapshot(upstream_url: str) -> dict[str, Any]:
                 "path": "/",
                 "auth": "public",
                 "limits": {},
+                "protocols": ["http", "websocket"],  # bench/websockets.py relays through it too
             }
         ],
     }

@@ -30,4 +30,12 @@ fi
 if ! command -v redis-server >/dev/null 2>&1; then
     echo "bench: redis-server missing: gateways share REDIS_URL, so Redis command counts include other clients."
 fi
-exec "$PY" -m bench.bench "$@"
+"$PY" -m bench.bench "$@"
+status=$?
+# WebSockets (issue 6): relay rate and memory per idle socket; BENCH_WS_SOCKETS=0 skips it.
+if [ "${BENCH_WS_SOCKETS:-10000}" != "0" ]; then
+    echo
+    echo "== WebSockets =="
+    "$PY" -m bench.websockets || status=$?
+fi
+exit $status
