@@ -20,6 +20,11 @@ from proxy.gateway.routing import Route as CompiledRoute
 from proxy.gateway.transforms import HeaderTransform
 
 
+def optional_seconds(help_text: str) -> models.FloatField:
+    """A timeout that may be left empty to fall back to a wider default."""
+    return models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.001)], help_text=help_text)
+
+
 def validate_target_url(value: str) -> None:
     try:
         CompiledTarget.parse(value)
@@ -55,18 +60,8 @@ class Upstream(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
-    connect_timeout = models.FloatField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(0.001)],
-        help_text="Seconds; empty uses GATEWAY_CONNECT_TIMEOUT.",
-    )
-    read_timeout = models.FloatField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(0.001)],
-        help_text="Seconds between bytes of the response; empty uses GATEWAY_READ_TIMEOUT.",
-    )
+    connect_timeout = optional_seconds("Seconds; empty uses GATEWAY_CONNECT_TIMEOUT.")
+    read_timeout = optional_seconds("Seconds between bytes of the response; empty uses GATEWAY_READ_TIMEOUT.")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
     # -- load balancing (proxy/gateway/balancer.py) --
@@ -301,21 +296,10 @@ class Route(models.Model):
         '[{"header": "X-API-Version", "value": "2", "upstream": "appliances-v2"}, '
         '{"partners": ["beta-co"], "upstream": "appliances-canary"}].',
     )
-    connect_timeout = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.001)], help_text="Seconds; empty uses the upstream's."
-    )
-    read_timeout = models.FloatField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(0.001)],
-        help_text="Seconds between bytes of the response; empty uses the upstream's.",
-    )
-    total_timeout = models.FloatField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(0.001)],
-        help_text="Seconds for every attempt up to the last byte of the response; empty: no limit "
-        "(keeps event streams open).",
+    connect_timeout = optional_seconds("Seconds; empty uses the upstream's.")
+    read_timeout = optional_seconds("Seconds between bytes of the response; empty uses the upstream's.")
+    total_timeout = optional_seconds(
+        "Seconds for every attempt up to the last byte of the response; empty: no limit (keeps event streams open)."
     )
     retries = models.PositiveSmallIntegerField(
         default=2,
