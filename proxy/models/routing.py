@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from proxy.gateway.balancer import ALGORITHMS
@@ -235,7 +235,12 @@ class Route(models.Model):
         "match is exact, regex, present or absent.",
     )
     query = models.JSONField(default=list, blank=True, help_text="Query-parameter matchers, same form as headers.")
-    priority = models.IntegerField(default=0, help_text="Higher wins when several routes match.")
+    # Bounded explicitly: PostgreSQL's integer range would be the limit there, SQLite has none.
+    priority = models.IntegerField(
+        default=0,
+        validators=[MinValueValidator(-1_000_000), MaxValueValidator(1_000_000)],
+        help_text="Higher wins when several routes match.",
+    )
     strip_prefix = models.BooleanField(default=False, help_text="Drop the matched prefix before forwarding.")
     rewrite = models.CharField(
         max_length=500, blank=True, help_text="Upstream path template, e.g. /v2/items/{id} or /legacy{path}."
