@@ -134,3 +134,18 @@ class WebSocketUpstream:
             asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+
+
+class SilentServer(ResettingServer):
+    """Accepts connections and never answers: an upstream that hangs."""
+
+    def _serve(self) -> None:
+        held = []
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            held.append(conn)  # kept open, never read, never answered
+        for conn in held:
+            conn.close()

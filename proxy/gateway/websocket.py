@@ -341,17 +341,20 @@ class SocketRelay:
         try:
             try:
                 assert self._session is not None, "SocketRelay.start() was not awaited"
-                upstream = await self._session.ws_connect(
-                    url,
-                    protocols=subprotocols,
-                    headers=headers,
-                    autoclose=False,
-                    autoping=True,
-                    heartbeat=self.heartbeat,
-                    max_msg_size=policy.max_message_bytes + 1,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-                    compress=0,
-                )
+                # The handshake gets the upstream's connect timeout: an upstream that accepts the
+                # TCP connection but never answers must not leave the client hanging.
+                async with asyncio.timeout(connect_timeout):
+                    upstream = await self._session.ws_connect(
+                        url,
+                        protocols=subprotocols,
+                        headers=headers,
+                        autoclose=False,
+                        autoping=True,
+                        heartbeat=self.heartbeat,
+                        max_msg_size=policy.max_message_bytes + 1,
+                        timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                        compress=0,
+                    )
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 raise GatewayTimeout() from exc
             except aiohttp.WSServerHandshakeError as exc:

@@ -20,7 +20,7 @@ from proxy import services
 from proxy.models import ApiProduct, Plan, Route, Target, Upstream
 from tests.conftest import subprocess_database_url
 from tests.servers import Process, free_port, gateway_process
-from tests.upstreams import WebSocketUpstream
+from tests.upstreams import SilentServer, WebSocketUpstream
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -192,6 +192,22 @@ def test_an_unavailable_upstream_refuses_the_handshake(gateways: list[str]) -> N
             connect(gateways[0] + path, open_timeout=10)
         assert refused.value.response.status_code == status
         assert time.monotonic() - started < 5
+
+
+def test_a_silent_upstream_times_out_the_handshake(gateways: list[str]) -> None:
+    silent = SilentServer().start()
+    try:
+        hung = Upstream.objects.create(name="hung", connect_timeout=0.5)
+        Target.objects.create(upstream=hung, url=f"http://127.0.0.1:{silent.port}")
+        Route.objects.create(name="hung", path="/hung", auth="public", upstream=hung, protocols=["websocket"])
+        time.sleep(1.0)  # the new route reaches the gateway
+        started = time.monotonic()
+        with pytest.raises(InvalidStatus) as refused:
+            connect(gateways[0] + "/hung", open_timeout=10)
+        assert refused.value.response.status_code == 504
+        assert time.monotonic() - started < 3
+    finally:
+        silent.stop()
 
 
 def test_revoking_a_key_closes_its_socket_on_the_other_instance_within_a_second(
