@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from adminapi.base import AdminAPIView
 from proxy import configbus
 from proxy.explain import ExplainRequest, explain
+from proxy.gateway.config import GatewayConfig
 from proxy.gateway.snapshot import Snapshot
 from proxy.models import Route
 from proxy.snapshot import build_snapshot
@@ -250,7 +251,6 @@ def run(data: dict[str, Any]) -> dict[str, Any]:
         request,
         snapshot,
         client=client,
-        keys=configbus.keys(),
-        pepper=bytes(settings.API_KEY_PEPPER),
+        config=GatewayConfig.from_settings(settings),
         disabled=disabled,
     )

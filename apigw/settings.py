@@ -87,7 +87,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
-# Every Redis key the platform writes starts with this (see proxy/gateway/redis_keys.py).
+# Every Redis key the platform writes starts with this (see proxy/gateway/vocabulary.py).
 REDIS_PREFIX = env_str("REDIS_PREFIX", "apigw:")
 
 CACHES = {

@@ -257,7 +257,7 @@ class Authenticator:
                 raise _invalid("The API key is not valid.")
             partner, key = await self._jwt(credential, index), None
             method = "jwt"
-        return self._authorize(partner, key, method, policy, index)
+        return self.authorize(partner, key, method, policy, index)
 
     def _credential(self, ctx: RequestContext, policy: RoutePolicy) -> tuple[str | None, bool]:
         authorization = ctx.header("authorization")
@@ -331,7 +331,7 @@ class Authenticator:
             raise Forbidden("The token's client is not a known partner.", code="unknown_partner")
         return partner
 
-    def _authorize(
+    def authorize(
         self, partner: Partner, key: Key | None, method: str, policy: RoutePolicy, index: AuthIndex
     ) -> Identity:
         if partner.status != "active":
@@ -346,3 +346,21 @@ class Authenticator:
                 raise Forbidden("The partner has no active subscription to this API.", code="not_subscribed")
             plan = index.plans.get(plan_slug)
         return Identity(partner, key, plan, product, method)
+
+    def simulate(self, index: AuthIndex, policy: RoutePolicy, *, key_prefix: str = "", partner: str = "") -> Identity:
+        """The identity of a key (by prefix) or a partner (by slug), as if its credentials had
+        been sent: the same authorisation without the secret (explain's "as key" / "as partner")."""
+        if key_prefix:
+            key = index.keys.get(key_prefix)
+            if key is None:
+                raise Unauthorized(f"No active key with prefix {key_prefix!r} (revoked keys are unknown).")
+            if key.expires is not None and key.expires <= time.time():
+                raise Forbidden("The API key has expired.", code="key_expired")
+            found = index.partners.get(key.partner_id)
+            if found is None:
+                raise _invalid("The API key is not valid.")
+            return self.authorize(found, key, "key", policy, index)
+        found = index.partners_by_slug.get(partner)
+        if found is None:
+            raise Forbidden(f"No partner {partner!r}.", code="unknown_partner")
+        return self.authorize(found, None, "jwt", policy, index)

@@ -40,7 +40,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
-from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.cache")
 

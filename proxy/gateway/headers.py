@@ -36,6 +36,17 @@ GATEWAY_OWNED = frozenset(
         "content-length",
     }
 )
+# WebSocket handshake headers: the gateway's own upstream connection negotiates these, so the
+# client's never travel on (and mean nothing on a plain HTTP request).
+HANDSHAKE = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    }
+)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 

@@ -30,8 +30,8 @@ from proxy.gateway.balancer import Upstream
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.iprules import IpRules
 from proxy.gateway.policy import TrafficPolicy
-from proxy.gateway.redis_keys import RedisKeys
 from proxy.gateway.routing import Route, RouteConfigError, RouteTable
+from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.config")
 

@@ -24,16 +24,15 @@ import time
 import aiohttp
 from multidict import CIMultiDict
 
-from proxy.gateway import tracing
-from proxy.gateway.balancer import Target, Upstream
+from proxy.gateway.balancer import Upstream
 from proxy.gateway.body import ClientGone, Upload, chunks, declared_length
 from proxy.gateway.cache import CacheSlot, Entry
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, PayloadTooLarge, ServiceUnavailable
-from proxy.gateway.headers import GATEWAY_OWNED, HOP_BY_HOP, connection_tokens, filter_response_headers
-from proxy.gateway.policy import DEFAULT, TrafficPolicy
-from proxy.gateway.transforms import HeaderTransform
+from proxy.gateway.headers import filter_response_headers
+from proxy.gateway.pipeline import Admitted
+from proxy.gateway.policy import TrafficPolicy
 from proxy.gateway.types import Receive, Send
 
 __all__ = ["ClientGone", "Forwarder"]
@@ -56,27 +55,33 @@ _CONNECTION_FAILURES = (
 class _Exchange:
     """One request's business with its upstream, over all its attempts."""
 
-    __slots__ = ("ctx", "upstream", "path", "send", "policy", "data", "hash_key", "cache", "index")
+    __slots__ = (
+        "ctx",
+        "upstream",
+        "path",
+        "headers",
+        "preserve_host",
+        "send",
+        "policy",
+        "data",
+        "hash_key",
+        "cache",
+        "index",
+    )
 
     def __init__(
-        self,
-        ctx: RequestContext,
-        upstream: Upstream,
-        path: str,
-        send: Send,
-        policy: TrafficPolicy,
-        data: bytes | Upload | None,
-        hash_key: str | None,
-        cache: CacheSlot | None,
+        self, ctx: RequestContext, admitted: Admitted, upstream: Upstream, send: Send, data: bytes | Upload | None
     ) -> None:
         self.ctx = ctx
         self.upstream = upstream
-        self.path = path
+        self.path = admitted.target
+        self.headers = admitted.headers
+        self.preserve_host = admitted.preserve_host
         self.send = send
-        self.policy = policy
+        self.policy = admitted.traffic
         self.data = data
-        self.hash_key = hash_key
-        self.cache = cache
+        self.hash_key = admitted.hash_key
+        self.cache = admitted.cache
         self.index = -1  # the target of the attempt in progress
 
     def replayable(self) -> bool:
@@ -122,52 +127,11 @@ class Forwarder:
             sock_read=policy.read_timeout or upstream.read_timeout or self.config.read_timeout,
         )
 
-    def request_headers(
-        self, ctx: RequestContext, target: Target, preserve_host: bool, transform: HeaderTransform | None = None
-    ) -> CIMultiDict[str]:
-        drop = HOP_BY_HOP | GATEWAY_OWNED | connection_tokens(ctx.headers)
-        if ctx.consumed_header:
-            drop = drop | {ctx.consumed_header}
-        out: CIMultiDict[str] = CIMultiDict()
-        for raw_name, raw_value in ctx.raw_headers:
-            name = raw_name.decode("latin-1").lower()
-            if name not in drop:
-                out.add(name, raw_value.decode("latin-1"))
-        if transform is not None:
-            transform.apply_request(out)  # before the gateway's own headers: those always win
-        if "content-length" in ctx.headers and "transfer-encoding" not in ctx.headers:
-            out["Content-Length"] = ctx.headers["content-length"][0]
-        original_host = ctx.header("host") or ""
-        out["Host"] = original_host if preserve_host and original_host else target.authority
-        # The hop that reached us is the peer; ctx.client_ip may be a client behind trusted proxies.
-        hop = ctx.peer_ip or ctx.client_ip
-        forwarded_for = out.get("X-Forwarded-For")
-        out["X-Forwarded-For"] = f"{forwarded_for}, {hop}" if forwarded_for else hop
-        out["X-Real-IP"] = ctx.client_ip
-        out["X-Forwarded-Proto"] = ctx.scheme
-        if original_host:
-            out["X-Forwarded-Host"] = original_host
-        out["Via"] = self.via
-        out["X-Request-ID"] = ctx.request_id
-        if not ctx.traceparent:  # the gateway's span is the upstream's parent
-            ctx.traceparent = tracing.start_trace(ctx)
-        out[tracing.HEADER] = ctx.traceparent
-        for name, value in ctx.upstream_headers:
-            out[name] = value
-        return out
-
-    async def forward(
-        self,
-        ctx: RequestContext,
-        upstream: Upstream,
-        upstream_path: str,
-        receive: Receive,
-        send: Send,
-        policy: TrafficPolicy = DEFAULT,
-        *,
-        hash_key: str | None = None,
-        cache: CacheSlot | None = None,
-    ) -> None:
+    async def forward(self, ctx: RequestContext, admitted: Admitted, receive: Receive, send: Send) -> None:
+        """Send the admitted request upstream (retrying per the route's policy) and relay the
+        response; admission (pipeline.py) has chosen the upstream and built the request."""
+        upstream, policy = admitted.upstream, admitted.traffic
+        assert upstream is not None
         assert self._session is not None, "Forwarder.start() was not awaited"
         limit = self._limit(policy)
         length = declared_length(ctx, limit)
@@ -178,7 +142,7 @@ class Forwarder:
                 data = b"".join([chunk async for chunk in chunks(ctx, receive, limit)])
             else:
                 data = Upload(ctx, receive, limit)
-        exchange = _Exchange(ctx, upstream, upstream_path, send, policy, data, hash_key, cache)
+        exchange = _Exchange(ctx, admitted, upstream, send, data)
         ctx.upstream_started = time.perf_counter()
         try:
             if policy.total_timeout is None:
@@ -197,11 +161,7 @@ class Forwarder:
             ctx.upstream_finished = time.perf_counter()
 
     async def _attempts(self, exchange: _Exchange, retries_left: int) -> None:
-        ctx, upstream = exchange.ctx, exchange.upstream
-        assert ctx.match is not None
-        route = ctx.match.route
-        headers = self.request_headers(ctx, upstream.targets[0], route.preserve_host, exchange.policy.request_transform)
-        preserve_host = route.preserve_host and "host" in ctx.headers
+        ctx, upstream, headers = exchange.ctx, exchange.upstream, exchange.headers
         timeouts = self._timeout(upstream, exchange.policy)
         upstream.retry_budget.request(time.time())
         tried: list[int] = []
@@ -220,7 +180,7 @@ class Forwarder:
             tried.append(index)
             exchange.index = index
             target = upstream.targets[index]
-            if not preserve_host:
+            if not exchange.preserve_host:
                 headers["Host"] = target.authority
             ctx.target = target
             ctx.attempts += 1
