@@ -14,7 +14,7 @@ nearest routes that did not, which matcher failed. The checks only report; they 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
@@ -29,6 +29,7 @@ from proxy.gateway.pipeline import Admission, Admitted, Simulation, choose_upstr
 from proxy.gateway.ratelimit import LimitPeek, LimitState
 from proxy.gateway.routing import FieldMatcher, Route, segment_prefixes
 from proxy.gateway.snapshot import Snapshot
+from proxy.gateway.spec import RouteSpec
 from proxy.gateway.vocabulary import RedisKeys
 from proxy.gateway.websocket import offered_subprotocols
 
@@ -301,7 +302,7 @@ def explain(
     *,
     client: Any,
     config: GatewayConfig,
-    disabled: Sequence[Mapping[str, Any]] = (),
+    disabled: Sequence[RouteSpec] = (),
     nearest: int = 5,
 ) -> dict[str, Any]:
     """The explanation as plain data (the admin API's ExplainResponse documents its shape).

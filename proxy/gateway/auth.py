@@ -30,6 +30,7 @@ from proxy.gateway import apikeys
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import Forbidden, Unauthorized
 from proxy.gateway.ratelimit import Rule, quota_rules, rate_rules
+from proxy.gateway.spec import RouteSpec, SnapshotData
 
 log = logging.getLogger("apigw.auth")
 
@@ -85,7 +86,7 @@ class RoutePolicy:
     rules: tuple[Rule, ...]
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> RoutePolicy:
+    def from_spec(cls, spec: RouteSpec) -> RoutePolicy:
         auth = spec.get("auth") or "key"
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}")
@@ -118,7 +119,7 @@ class Identity:
 class AuthIndex:
     """The snapshot's credentials, compiled for lookups."""
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
+    def __init__(self, data: SnapshotData) -> None:
         self.plans = {
             p["slug"]: Plan(
                 p["slug"],

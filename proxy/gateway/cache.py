@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
+from proxy.gateway.spec import CacheSpec
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.cache")
@@ -57,7 +58,7 @@ class CachePolicy:
     headers: tuple[str, ...]  # lower-case request headers that are part of the key
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None, extra_headers: Iterable[str] = ()) -> CachePolicy | None:
+    def from_spec(cls, spec: CacheSpec | None, extra_headers: Iterable[str] = ()) -> CachePolicy | None:
         if not spec or not spec.get("ttl"):
             return None
         ttl = float(spec["ttl"])

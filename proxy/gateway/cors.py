@@ -16,11 +16,11 @@ routes: one source of truth. Per-request work is a set lookup; everything else i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import Forbidden
+from proxy.gateway.spec import CorsSpec
 
 DEFAULT_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 DEFAULT_HEADERS = ("authorization", "content-type", "x-api-key", "x-request-id")
@@ -48,7 +48,7 @@ class CorsPolicy:
         "_vary",
     )
 
-    def __init__(self, spec: Mapping[str, Any], route_methods: Iterable[str] = ()) -> None:
+    def __init__(self, spec: CorsSpec, route_methods: Iterable[str] = ()) -> None:
         origins = [str(o).strip().lower().rstrip("/") for o in spec.get("origins") or () if str(o).strip()]
         if not origins:
             raise ValueError("CORS needs at least one origin (or '*')")

@@ -16,6 +16,7 @@ from proxy.gateway.cors import CorsPolicy
 from proxy.gateway.iprules import IpRules
 from proxy.gateway.retry import RetryPolicy
 from proxy.gateway.socketpolicy import DEFAULT_SOCKET_POLICY, SocketPolicy
+from proxy.gateway.spec import RouteSpec
 from proxy.gateway.transforms import HeaderTransform
 
 
@@ -88,7 +89,7 @@ class TrafficPolicy:
         "socket",
     )
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+    def __init__(self, spec: RouteSpec) -> None:
         self.upstream_rules = tuple(UpstreamRule.from_spec(r) for r in spec.get("upstream_rules") or ())
         timeouts = spec.get("timeouts") or {}
         self.connect_timeout = _positive(timeouts.get("connect"), "the connect timeout")

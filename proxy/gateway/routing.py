@@ -20,10 +20,14 @@ from dataclasses import dataclass
 # sre_parse gives the literal prefix of a pattern exactly (alternation, groups, escapes) where
 # a hand-written scan would guess; it is private but unchanged since 3.11.
 from re import _parser as sre_parse  # type: ignore[attr-defined]
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
 
 from proxy.gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+from proxy.gateway.spec import MatcherSpec, RouteSpec
+
+if TYPE_CHECKING:  # auth.py imports this module (through context.py)
+    from proxy.gateway.auth import RoutePolicy
 
 PATH_TYPES = ("prefix", "exact", "regex")
 MATCH_TYPES = ("exact", "regex", "present", "absent")
@@ -108,7 +112,7 @@ class FieldMatcher:
     pattern: re.Pattern[str] | None
 
     @classmethod
-    def compile(cls, spec: Mapping[str, Any], *, where: str, field: str) -> FieldMatcher:
+    def compile(cls, spec: MatcherSpec, *, where: str, field: str) -> FieldMatcher:
         name = str(spec.get("name", "")).strip()
         if not name:
             raise RouteConfigError(f"{where}: a matcher needs a name", field)
@@ -137,7 +141,10 @@ class FieldMatcher:
 
 
 class Route:
-    """A compiled route. ``spec`` keeps the snapshot's description for the later phases."""
+    """A compiled route. ``spec`` keeps the snapshot's description for the later phases;
+    ``policy`` (authentication and limits) is attached by Snapshot.compile."""
+
+    policy: RoutePolicy
 
     __slots__ = (
         "id",
@@ -162,7 +169,7 @@ class Route:
         "policy",
     )
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+    def __init__(self, spec: RouteSpec) -> None:
         self.spec = spec
         self.id = spec.get("id")
         self.name = str(spec.get("name") or f"route-{self.id}")
@@ -207,8 +214,6 @@ class Route:
         host_rank = 0 if not self.hosts else (2 if any("*" not in h for h in self.hosts) else 1)
         self.order_key = (-self.priority, -host_rank, _PATH_RANK[self.path_type], -len(self.literal), self.name)
         self.order = 0
-        # Authentication and limits of the route (auth.RoutePolicy), attached by the snapshot.
-        self.policy: Any = None
 
     def path_params_names(self) -> set[str]:
         return set(self.regex.groupindex) if self.regex is not None else set()
@@ -324,7 +329,7 @@ class RouteTable:
         self._has_wildcards = bool(self._wildcard_hosts)
 
     @classmethod
-    def from_specs(cls, specs: Iterable[Mapping[str, Any]]) -> RouteTable:
+    def from_specs(cls, specs: Iterable[RouteSpec]) -> RouteTable:
         return cls(Route(spec) for spec in specs)
 
     def __len__(self) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from proxy.gateway.spec import SocketSpec
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 
@@ -20,8 +20,8 @@ class SocketPolicy:
     max_per_partner: int | None = None
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None) -> SocketPolicy:
-        spec = spec or {}
+    def from_spec(cls, spec: SocketSpec | None) -> SocketPolicy:
+        spec = spec or SocketSpec()
         return cls(
             max_message_bytes=int(spec.get("max_message_bytes") or DEFAULT_MAX_MESSAGE_BYTES),
             messages_per_second=spec.get("messages_per_second"),

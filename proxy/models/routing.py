@@ -17,6 +17,7 @@ from proxy.gateway.iprules import parse_networks
 from proxy.gateway.policy import UpstreamRule
 from proxy.gateway.routing import MATCH_TYPES, PATH_TYPES, PROTOCOLS, RouteConfigError, normalise_prefix
 from proxy.gateway.routing import Route as CompiledRoute
+from proxy.gateway.spec import RouteSpec, TargetSpec, UpstreamSpec
 from proxy.gateway.transforms import HeaderTransform
 
 
@@ -126,7 +127,7 @@ class Upstream(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def snapshot_spec(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    def snapshot_spec(self, targets: list[TargetSpec]) -> UpstreamSpec:
         """The plain description the data plane compiles (see proxy/snapshot.py)."""
         return {
             "name": self.name,
@@ -374,7 +375,7 @@ class Route(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def snapshot_spec(self) -> dict[str, Any]:
+    def snapshot_spec(self) -> RouteSpec:
         """The plain description the data plane compiles (see proxy/snapshot.py)."""
         return {
             "id": self.pk,
@@ -414,7 +415,7 @@ class Route(models.Model):
             **self.traffic_spec(),
         }
 
-    def traffic_spec(self) -> dict[str, Any]:
+    def traffic_spec(self) -> RouteSpec:
         """The traffic policy part of the spec (proxy/gateway/policy.py). JSON fields go as they
         are: clean() checks their shapes, and the snapshot is only ever read."""
         return {
