@@ -30,8 +30,8 @@ from proxy.gateway.ratelimit import LimitPeek, LimitState
 from proxy.gateway.routing import FieldMatcher, Route, segment_prefixes
 from proxy.gateway.snapshot import Snapshot
 from proxy.gateway.spec import RouteSpec
+from proxy.gateway.subprotocols import offered
 from proxy.gateway.vocabulary import RedisKeys
-from proxy.gateway.websocket import offered_subprotocols
 
 # Never echoed back: the explanation names the key by its prefix only.
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
@@ -243,7 +243,7 @@ def auth_info(
     request: ExplainRequest, ctx: RequestContext, policy: RoutePolicy, admitted: bool, error: GatewayError | None
 ) -> dict[str, Any]:
     """What authentication needed and what it found (explain's ``auth`` section)."""
-    offered_key = offered_subprotocols(ctx, policy.allow_query_key)[1] if request.protocol == "websocket" else None
+    offered_key = offered(ctx, policy.allow_query_key).key if request.protocol == "websocket" else None
     simulated = (
         f"key {request.as_key}" if request.as_key else (f"partner {request.as_partner}" if request.as_partner else None)
     )

@@ -9,6 +9,8 @@ import redis
 
 from tests.servers import ThreadServer, demo_process, free_port
 
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _redis_namespace() -> Iterator[None]:

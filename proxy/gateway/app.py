@@ -21,7 +21,7 @@ from proxy.gateway.auth import Authenticator
 from proxy.gateway.cache import Cache
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
-from proxy.gateway.errors import GatewayError, ServiceUnavailable
+from proxy.gateway.errors import GatewayError
 from proxy.gateway.health import Health
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.pipeline import Admission
@@ -182,21 +182,8 @@ class Gateway:
             admitted = await self.admission.admit(ctx, self.store.snapshot, protocol="websocket")
             upstream = admitted.upstream
             assert upstream is not None
-            target = upstream.pick(admitted.hash_key)
-            if target is None:
-                raise ServiceUnavailable("The API has no healthy upstream target.", code="no_upstream")
-            ctx.target = target
-            ctx.upstream_started = time.perf_counter()
-            code, _ = await self.sockets.serve(
-                ctx,
-                target.url + admitted.target,
-                admitted.traffic.socket,
-                admitted.subprotocols,
-                admitted.headers,
-                receive,
-                send,
-                connect_timeout=(upstream.connect_timeout or self.config.connect_timeout),
-            )
+            connect = admitted.traffic.connect_timeout or upstream.connect_timeout or self.config.connect_timeout
+            code, _ = await self.sockets.serve(ctx, admitted, receive, send, connect_timeout=connect)
             ctx.error_code = f"close_{code}"
         except GatewayError as exc:
             ctx.error_code = exc.code

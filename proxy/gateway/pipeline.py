@@ -37,8 +37,8 @@ from proxy.gateway.policy import DEFAULT, TrafficPolicy, hash_value
 from proxy.gateway.ratelimit import Check, Limiter, LimitPeek, LimitState, quota_window
 from proxy.gateway.routing import Route, RouteMatch, resolve_dot_segments
 from proxy.gateway.snapshot import Snapshot
+from proxy.gateway.subprotocols import Offer, offered
 from proxy.gateway.vocabulary import RedisKeys, ip_caller, last_used_field, plan_subject, usage_prefix
-from proxy.gateway.websocket import offered_subprotocols
 
 # Characters left as they are when a decoded path is encoded again for the upstream.
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -66,8 +66,8 @@ class Admitted:
     headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     preserve_host: bool = False
     hash_key: str | None = None
-    # WebSocket: the subprotocols the client offered, less a key sent as one.
-    subprotocols: list[str] = field(default_factory=list)
+    # WebSocket: the subprotocols the client offered (subprotocols.py).
+    offer: Offer | None = None
     preflight: list[tuple[bytes, bytes]] | None = None
     cache: CacheSlot | None = None
     hit: Entry | None = None
@@ -126,7 +126,8 @@ class Admission:
         ctx.phase = "authenticate"
         offered_key = None
         if protocol == "websocket":
-            admitted.subprotocols, offered_key = offered_subprotocols(ctx, route.policy.allow_query_key)
+            admitted.offer = offered(ctx, route.policy.allow_query_key)
+            offered_key = admitted.offer.key
         identity = admitted.identity = await self.authenticate(ctx, snapshot, route, offered_key, simulate)
 
         ctx.phase = "limit"

@@ -18,18 +18,18 @@ attempts up to the last byte of the response; none by default, so event streams 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 import aiohttp
 from multidict import CIMultiDict
 
-from proxy.gateway.balancer import Upstream
+from proxy.gateway.attempts import CONNECTION_FAILURES, Retry, each_target, may_retry
+from proxy.gateway.balancer import Target, Upstream
 from proxy.gateway.body import ClientGone, Upload, chunks, declared_length
 from proxy.gateway.cache import CacheSlot, Entry
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
-from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, PayloadTooLarge, ServiceUnavailable
+from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, PayloadTooLarge
 from proxy.gateway.headers import filter_response_headers
 from proxy.gateway.pipeline import Admitted
 from proxy.gateway.policy import TrafficPolicy
@@ -41,15 +41,6 @@ __all__ = ["ClientGone", "Forwarder"]
 # see what the client sent, nothing more.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _NO_BODY_STATUS = frozenset({204, 304})
-# Failures before any response byte, where the request did not reach the application or an
-# idempotent one may safely be sent again. Read timeouts are not among them (see retry.py).
-_CONNECTION_FAILURES = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientConnectionResetError,
-    aiohttp.ClientOSError,
-)
 
 
 class _Exchange:
@@ -163,39 +154,21 @@ class Forwarder:
     async def _attempts(self, exchange: _Exchange, retries_left: int) -> None:
         ctx, upstream, headers = exchange.ctx, exchange.upstream, exchange.headers
         timeouts = self._timeout(upstream, exchange.policy)
-        upstream.retry_budget.request(time.time())
-        tried: list[int] = []
-        while True:
-            now = time.time()
-            index = upstream.choose(exchange.hash_key, tried, now)
-            if index is None and tried:
-                index = upstream.choose(exchange.hash_key, (), now)  # only tried targets left: one again
-            if index is None:
-                retry_after = str(max(1, math.ceil(upstream.retry_after(now)))).encode()
-                raise ServiceUnavailable(
-                    "Every server of this API is unavailable; try again shortly.",
-                    code="no_healthy_upstream",
-                    headers=[(b"retry-after", retry_after)],
-                )
-            tried.append(index)
+
+        async def attempt(index: int, target: Target, retry: bool) -> None:
             exchange.index = index
-            target = upstream.targets[index]
             if not exchange.preserve_host:
                 headers["Host"] = target.authority
-            ctx.target = target
-            ctx.attempts += 1
-            try:
-                if await self._attempt(exchange, target.url + exchange.path, headers, timeouts, retries_left > 0):
-                    return
-            except _Retryable:
-                pass
-            retries_left -= 1
+            if not await self._attempt(exchange, target.url + exchange.path, headers, timeouts, retry):
+                raise Retry()
+
+        await each_target(ctx, upstream, exchange.hash_key, retries_left, attempt)
 
     async def _attempt(
         self, exchange: _Exchange, url: str, headers: CIMultiDict[str], timeouts: aiohttp.ClientTimeout, retry: bool
     ) -> bool:
-        """One attempt on one target. True when the response was relayed; False or _Retryable
-        when it is to be retried (the retry budget is already charged); else the error to answer.
+        """One attempt on one target. True when the response was relayed; False or Retry when it
+        is to be retried (the retry budget is already charged); else the error to answer.
         """
         assert self._session is not None
         ctx, upstream, index, policy = exchange.ctx, exchange.upstream, exchange.index, exchange.policy
@@ -235,15 +208,15 @@ class Forwarder:
             if ctx.response_started:
                 raise
             error: GatewayError = GatewayTimeout() if isinstance(exc, TimeoutError) else BadGateway()
-            if isinstance(exc, _CONNECTION_FAILURES) and self._may_retry(exchange, retry):
-                raise _Retryable(error) from exc
+            if isinstance(exc, CONNECTION_FAILURES) and self._may_retry(exchange, retry):
+                raise Retry(error) from exc
             raise error from exc
         finally:
             upstream.inflight[index] -= 1
 
     @staticmethod
     def _may_retry(exchange: _Exchange, retry: bool) -> bool:
-        return retry and exchange.replayable() and exchange.upstream.retry_budget.withdraw(time.time())
+        return exchange.replayable() and may_retry(exchange.upstream, retry)
 
     def _limit(self, policy: TrafficPolicy) -> int:
         return policy.max_body_bytes if policy.max_body_bytes is not None else self.config.max_body_bytes
@@ -308,11 +281,3 @@ class Forwarder:
         body = b"" if ctx.method == "HEAD" or entry.status in _NO_BODY_STATUS else entry.body
         ctx.bytes_sent = len(body)
         await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-class _Retryable(Exception):
-    """A connection failure: the request may go to another target."""
-
-    def __init__(self, error: GatewayError) -> None:
-        super().__init__(error.detail)
-        self.error = error

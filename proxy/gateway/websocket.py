@@ -21,7 +21,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,18 +28,19 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from proxy.gateway import metrics
+from proxy.gateway.attempts import CONNECTION_FAILURES, Retry, each_target, may_retry
 from proxy.gateway.auth import Identity
+from proxy.gateway.balancer import Target, Upstream
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout
 from proxy.gateway.leases import Leases
+from proxy.gateway.pipeline import Admitted
 from proxy.gateway.revocation import CLOSE_REVOKED, Revocations
 from proxy.gateway.socketpolicy import SocketPolicy, TokenBucket
 from proxy.gateway.types import Receive, Send
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.websocket")
-
-KEY_SUBPROTOCOL = "apikey."  # browsers cannot set headers: "apikey.<key>" as an offered subprotocol
 
 
 class Closed(Exception):
@@ -124,51 +124,34 @@ class SocketRelay:
             await self._session.close()
 
     async def serve(
-        self,
-        ctx: RequestContext,
-        url: str,
-        policy: SocketPolicy,
-        subprotocols: list[str],
-        headers: Mapping[str, str],
-        receive: Receive,
-        send: Send,
-        *,
-        connect_timeout: float,
+        self, ctx: RequestContext, admitted: Admitted, receive: Receive, send: Send, *, connect_timeout: float
     ) -> tuple[int, str]:
-        """Connect upstream, accept the client, relay until one side ends. Returns the close."""
+        """Connect upstream (through the same target choice, breaker and retries as HTTP), accept
+        the client, relay until one side ends. Returns the close."""
+        upstream, offer = admitted.upstream, admitted.offer
+        assert upstream is not None and offer is not None
+        policy = admitted.traffic.socket
         identity = ctx.identity
         session = Session(uuid.uuid4().hex, identity)
         session.lease_keys = await self.leases.acquire(session.id, identity, policy)
         try:
-            try:
-                assert self._session is not None, "SocketRelay.start() was not awaited"
-                # The handshake gets the upstream's connect timeout: an upstream that accepts the
-                # TCP connection but never answers must not leave the client hanging.
-                async with asyncio.timeout(connect_timeout):
-                    upstream = await self._session.ws_connect(
-                        url,
-                        protocols=subprotocols,
-                        headers=headers,
-                        autoclose=False,
-                        autoping=True,
-                        heartbeat=self.heartbeat,
-                        max_msg_size=policy.max_message_bytes + 1,
-                        timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-                        compress=0,
-                    )
-            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-                raise GatewayTimeout() from exc
-            except aiohttp.WSServerHandshakeError as exc:
-                raise BadGateway(f"The upstream refused the WebSocket ({exc.status}).") from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise BadGateway() from exc
-            async with upstream:
+            retry = admitted.traffic.retry
+            retries = retry.retries if retry.applies_to("GET") else 0
+
+            async def attempt(index: int, target: Target, may: bool) -> aiohttp.ClientWebSocketResponse:
+                url = target.url + admitted.target
+                return await self._connect(upstream, index, url, admitted, policy, connect_timeout, may)
+
+            ctx.upstream_started = time.perf_counter()
+            socket = await each_target(ctx, upstream, admitted.hash_key, retries, attempt)
+            async with socket:
                 accept: dict[str, Any] = {
                     "type": "websocket.accept",
                     "headers": [(b"x-request-id", ctx.request_id.encode())],
                 }
-                if upstream.protocol:
-                    accept["subprotocol"] = upstream.protocol
+                answer = offer.answer(socket.protocol)
+                if answer:
+                    accept["subprotocol"] = answer
                 await send(accept)
                 ctx.status = 101
                 ctx.response_started = True
@@ -178,7 +161,7 @@ class SocketRelay:
                 if identity is not None:
                     await self.revocations.join(identity)
                 try:
-                    return await self._relay(session, upstream, policy, receive, send, route)
+                    return await self._relay(session, socket, policy, receive, send, route)
                 finally:
                     self.sessions.discard(session)
                     metrics.websocket_closed(route)
@@ -188,6 +171,60 @@ class SocketRelay:
                         await self.revocations.leave(identity)
         finally:
             await self.leases.release(session.id, session.lease_keys)
+
+    async def _connect(
+        self,
+        upstream: Upstream,
+        index: int,
+        url: str,
+        admitted: Admitted,
+        policy: SocketPolicy,
+        connect_timeout: float,
+        may: bool,
+    ) -> aiohttp.ClientWebSocketResponse:
+        """One handshake with one target; its outcome feeds the target's circuit like an HTTP
+        attempt's. A refused or reset connection may go to another target (attempts.Retry)."""
+        assert self._session is not None, "SocketRelay.start() was not awaited"
+        assert admitted.offer is not None
+        circuit = upstream.circuits[index]
+        upstream.inflight[index] += 1
+        try:
+            # The handshake gets the upstream's connect timeout: an upstream that accepts the
+            # TCP connection but never answers must not leave the client hanging.
+            async with asyncio.timeout(connect_timeout):
+                socket = await self._session.ws_connect(
+                    url,
+                    protocols=admitted.offer.protocols,
+                    headers=admitted.headers,
+                    autoclose=False,
+                    autoping=True,
+                    heartbeat=self.heartbeat,
+                    max_msg_size=policy.max_message_bytes + 1,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                    compress=0,
+                )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            circuit.failure(time.time())
+            raise GatewayTimeout() from exc
+        except aiohttp.WSServerHandshakeError as exc:
+            # The upstream answered, just not with an upgrade: its status says how healthy it is.
+            if exc.status in upstream.breaker.failure_statuses:
+                circuit.failure(time.time())
+            else:
+                circuit.success()
+            raise BadGateway(f"The upstream refused the WebSocket ({exc.status}).") from exc
+        except CONNECTION_FAILURES as exc:
+            circuit.failure(time.time())
+            if may_retry(upstream, may):
+                raise Retry(BadGateway()) from exc
+            raise BadGateway() from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            circuit.failure(time.time())
+            raise BadGateway() from exc
+        finally:
+            upstream.inflight[index] -= 1
+        circuit.success()
+        return socket
 
     async def _relay(
         self,
@@ -287,24 +324,6 @@ async def _close_both(upstream: aiohttp.ClientWebSocketResponse, send: Send, cod
         await send({"type": "websocket.close", "code": code, "reason": reason[:123]})
     with contextlib.suppress(Exception):
         await upstream.close(code=code if code != CLOSE_REVOKED else 1008, message=reason.encode()[:123])
-
-
-def offered_subprotocols(ctx: RequestContext, allow_key: bool) -> tuple[list[str], str | None]:
-    """The client's subprotocols, minus an ``apikey.<key>`` entry (returned separately when the
-    route allows keys there)."""
-    offered: list[str] = []
-    key = None
-    for value in ctx.headers.get("sec-websocket-protocol", ()):
-        for token in value.split(","):
-            token = token.strip()
-            if not token:
-                continue
-            if token.startswith(KEY_SUBPROTOCOL):
-                if allow_key:
-                    key = token[len(KEY_SUBPROTOCOL) :]
-                continue
-            offered.append(token)
-    return offered, key
 
 
 async def reject(scope: Any, send: Send, error: GatewayError, request_id: str) -> None:

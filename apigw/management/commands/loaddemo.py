@@ -74,6 +74,10 @@ def load_demo(upstream_url: str = DEMO_UPSTREAM_URL) -> dict[str, Any]:
         name="demo-appliances", defaults={"description": "The demo appliance API (python -m demo)"}
     )
     Target.objects.update_or_create(upstream=upstream, url=upstream_url, defaults={"weight": 1, "enabled": True})
+    # The demo upstream is exactly the one make run started: a target left from a run on another
+    # DEMO_PORT would get every other request and refuse it.
+    for stale in Target.objects.filter(upstream=upstream).exclude(url=upstream_url):
+        stale.delete()  # one by one, so the audit log and the config version see each
     product, _ = ApiProduct.objects.update_or_create(
         slug="appliance-api-v1",
         defaults={"name": "Appliance API v1", "description": "List appliances, start programs, receive events."},
