@@ -87,6 +87,7 @@ class RouteAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Path form", {"fields": ("encoded_slashes", "path_parameters", "case_insensitive")}),
         ("Forward", {"fields": ("strip_prefix", "rewrite", "preserve_host", "upstream_rules")}),
         (
             "Timeouts, retries, body limit",

@@ -352,7 +352,7 @@ def explain(
 
     match = ctx.match
     try:
-        path = Admission.canonical_path(ctx)
+        path = Admission.canonical(ctx).path
     except GatewayError:
         out["verdict"] = _as_dict(verdict)
         return out

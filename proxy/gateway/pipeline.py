@@ -28,6 +28,7 @@ from proxy.gateway import tracing
 from proxy.gateway.auth import Authenticator, Identity
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.cache import Cache, CacheSlot, Entry
+from proxy.gateway.canonical import Canonical, canonicalise
 from proxy.gateway.context import RequestContext
 from proxy.gateway.cors import preflight_method
 from proxy.gateway.errors import BadRequest, Forbidden, GatewayError, ServiceUnavailable, TooManyRequests
@@ -35,7 +36,7 @@ from proxy.gateway.headers import GATEWAY_OWNED, HANDSHAKE, HOP_BY_HOP, connecti
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.policy import DEFAULT, TrafficPolicy, hash_value
 from proxy.gateway.ratelimit import Check, Limiter, LimitPeek, LimitState, quota_window
-from proxy.gateway.routing import Route, RouteMatch, resolve_dot_segments
+from proxy.gateway.routing import Route, RouteMatch
 from proxy.gateway.snapshot import Snapshot
 from proxy.gateway.subprotocols import Offer, offered
 from proxy.gateway.vocabulary import RedisKeys, ip_caller, last_used_field, plan_subject, usage_prefix
@@ -110,11 +111,12 @@ class Admission:
         if snapshot is None:
             raise ServiceUnavailable("The gateway has no configuration yet.", code="not_ready")
         ctx.phase = "match"
-        path = self.canonical_path(ctx)
+        canonical = self.canonical(ctx)
         self.client_address(ctx)
         preflight = preflight_method(ctx) if protocol == "http" else None
-        match, traffic = self.match(snapshot, ctx, path, protocol, preflight)
+        match, traffic = self.match(snapshot, ctx, canonical.path, protocol, preflight)
         route = match.route
+        check_path_form(canonical, route)
         check_address(ctx, traffic)
         admitted = Admitted(route, traffic)
         if traffic.cors is not None and protocol == "http":
@@ -151,17 +153,18 @@ class Admission:
         ctx.phase = "forward"
         admitted.upstream = choose_upstream(snapshot, traffic, route, ctx, identity)
         admitted.hash_key = hash_value(admitted.upstream, ctx)
-        admitted.target = upstream_target(ctx, match, path)
+        admitted.target = upstream_target(ctx, match, canonical)
         admitted.preserve_host = route.preserve_host and "host" in ctx.headers
         admitted.headers = self.upstream_headers(ctx, admitted.preserve_host, traffic)
         return admitted
 
     # -- match --------------------------------------------------------------------------------
     @staticmethod
-    def canonical_path(ctx: RequestContext) -> str:
-        if not ctx.path.startswith("/"):
-            raise BadRequest("The request target must be an absolute path.")
-        return resolve_dot_segments(ctx.path)
+    def canonical(ctx: RequestContext) -> Canonical:
+        """The one form of the path that is matched, authorised and forwarded (canonical.py),
+        from the raw request target; servers that give no raw path get theirs re-encoded."""
+        raw = ctx.raw_path.decode("latin-1") if ctx.raw_path else quote(ctx.path, safe=PATH_SAFE)
+        return canonicalise(raw)
 
     def client_address(self, ctx: RequestContext) -> None:
         """Behind trusted proxies, the client is in X-Forwarded-For (iprules.ClientAddress)."""
@@ -266,6 +269,18 @@ class Admission:
         return out
 
 
+def check_path_form(canonical: Canonical, route: Route) -> None:
+    """What the canonical form flags, refused unless the route takes it: an encoded slash or ";"
+    parameters would reach an upstream that may read them as another path."""
+    if canonical.encoded_slash and route.encoded_slashes == "reject":
+        raise BadRequest(
+            "The request path contains an encoded slash (%2F), which this API does not accept.",
+            code="encoded_slash",
+        )
+    if canonical.parameters and not route.path_parameters:
+        raise BadRequest("The request path contains ';' parameters, which this API does not accept.", code="bad_path")
+
+
 def check_address(ctx: RequestContext, traffic: TrafficPolicy) -> None:
     if traffic.ip_rules is not None and not traffic.ip_rules.permits(ctx.client_ip):
         raise Forbidden("Requests from this address are not allowed.", code="ip_denied")
@@ -325,13 +340,12 @@ def choose_upstream(
     return upstream
 
 
-def upstream_target(ctx: RequestContext, match: RouteMatch, path: str) -> str:
+def upstream_target(ctx: RequestContext, match: RouteMatch, canonical: Canonical) -> str:
     """The request target the upstream receives: the route's rewrite or stripped prefix, else
-    the client's path byte for byte (re-encoded only when dot segments were resolved), plus the
-    query less any consumed key."""
-    target = match.route.upstream_path(path, match.params, match.tail)
+    the canonical path that was matched (canonical.py), plus the query less any consumed key."""
+    target = match.route.upstream_path(canonical.path, match.params, match.tail)
     if target is None:
-        target = ctx.raw_path.decode("latin-1") if ctx.raw_path and path == ctx.path else quote(path, safe=PATH_SAFE)
+        target = canonical.target
     if ctx.query_string:
         target += "?" + ctx.query_string.decode("latin-1")
     return target

@@ -23,7 +23,8 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
 
-from proxy.gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+from proxy.gateway.canonical import ascii_lower
+from proxy.gateway.errors import MethodNotAllowed, RouteNotFound
 from proxy.gateway.spec import MatcherSpec, RouteSpec
 
 if TYPE_CHECKING:  # auth.py imports this module (through context.py)
@@ -35,7 +36,9 @@ PROTOCOLS = ("http", "websocket")
 _PATH_RANK = {"exact": 0, "regex": 1, "prefix": 2}
 _TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Characters kept as they are when a rewritten path is encoded again (RFC 3986 pchar + "/").
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+ENCODED_SLASHES = ("reject", "keep")
+# A canonical path (canonical.py) keeps "%2F" and "%25" as text: encoding it again leaves "%" be.
+_REQUOTE_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
 class RouteConfigError(ValueError):
@@ -76,30 +79,6 @@ def segment_prefixes(path: str) -> list[str]:
     if len(path) > 1 and not path.endswith("/"):
         prefixes.append(path)
     return prefixes
-
-
-def resolve_dot_segments(path: str) -> str:
-    """Remove ``.`` and ``..`` segments (RFC 3986 5.2.4) so that ``/api/v1/../admin`` cannot
-    match ``/api/v1`` and then reach another upstream path. Escaping the root is a bad request."""
-    if "/." not in path:
-        return path
-    out: list[str] = []
-    segments = path.split("/")[1:]
-    for index, segment in enumerate(segments):
-        last = index == len(segments) - 1
-        if segment == ".":
-            if last:
-                out.append("")
-            continue
-        if segment == "..":
-            if not out:
-                raise BadRequest("The request path climbs above the root.")
-            out.pop()
-            if last:
-                out.append("")
-            continue
-        out.append(segment)
-    return "/" + "/".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +142,9 @@ class Route:
         "rewrite",
         "preserve_host",
         "protocols",
+        "encoded_slashes",
+        "path_parameters",
+        "case_insensitive",
         "order_key",
         "order",
         "literal",
@@ -196,6 +178,8 @@ class Route:
             if not raw_path.startswith("/"):
                 raise RouteConfigError(f"{where}: path must start with '/'")
             self.path = normalise_prefix(raw_path) if self.path_type == "prefix" else raw_path
+            if spec.get("case_insensitive"):
+                self.path = ascii_lower(self.path)
             self.literal = self.path
         self.methods = frozenset(m.upper() for m in spec.get("methods") or ())
         self.header_matchers = tuple(
@@ -207,6 +191,15 @@ class Route:
         self.priority = int(spec.get("priority") or 0)
         self.strip_prefix = bool(spec.get("strip_prefix"))
         self.preserve_host = bool(spec.get("preserve_host"))
+        # How this route takes what canonical.py flags: "%2F" (reject or keep), ";" parameters,
+        # and the case of the path (a case-insensitive route matches "/Users" as "/users").
+        self.encoded_slashes = spec.get("encoded_slashes") or "reject"
+        if self.encoded_slashes not in ENCODED_SLASHES:
+            raise RouteConfigError(f"{where}: encoded_slashes must be one of {', '.join(ENCODED_SLASHES)}")
+        self.path_parameters = bool(spec.get("path_parameters"))
+        self.case_insensitive = bool(spec.get("case_insensitive"))
+        if self.case_insensitive and self.path_type == "regex":
+            raise RouteConfigError(f"{where}: a regex route ignores case with (?i), not case_insensitive")
         self.protocols = frozenset(spec.get("protocols") or ("http",))
         if not self.protocols <= set(PROTOCOLS):
             raise RouteConfigError(f"{where}: protocols must be among {', '.join(PROTOCOLS)}", "protocols")
@@ -225,7 +218,8 @@ class Route:
                 return {}, path
             return {}, path[len(self.path) :]
         if self.path_type == "exact":
-            return ({}, "") if path == self.path else None
+            compared = ascii_lower(path) if self.case_insensitive else path
+            return ({}, "") if compared == self.path else None
         assert self.regex is not None
         found = self.regex.fullmatch(path)
         if found is None:
@@ -238,9 +232,9 @@ class Route:
         if self.rewrite is not None:
             values = dict(params)
             values["path"] = tail
-            return quote("".join(lit + values.get(name, "") for lit, name in self.rewrite), safe=_PATH_SAFE)
+            return quote("".join(lit + values.get(name, "") for lit, name in self.rewrite), safe=_REQUOTE_SAFE)
         if self.strip_prefix and self.path_type == "prefix" and self.path != "/":
-            return quote(tail or "/", safe=_PATH_SAFE)
+            return quote(tail or "/", safe=_REQUOTE_SAFE)
         return None
 
 
@@ -278,17 +272,21 @@ class RouteMatch:
 
 
 class _Bucket:
-    __slots__ = ("exact", "prefix")
+    __slots__ = ("exact", "prefix", "folded_exact", "folded_prefix")
 
     def __init__(self) -> None:
         self.exact: dict[str, list[Route]] = {}
         self.prefix: dict[str, list[Route]] = {}
+        # Case-insensitive routes, under their lower-cased path: looked up with the request's
+        # path lower-cased, only when there are any.
+        self.folded_exact: dict[str, list[Route]] = {}
+        self.folded_prefix: dict[str, list[Route]] = {}
 
     def add(self, route: Route) -> None:
         if route.path_type == "exact":
-            self.exact.setdefault(route.path, []).append(route)
+            (self.folded_exact if route.case_insensitive else self.exact).setdefault(route.path, []).append(route)
         elif route.path_type == "prefix":
-            self.prefix.setdefault(route.path, []).append(route)
+            (self.folded_prefix if route.case_insensitive else self.prefix).setdefault(route.path, []).append(route)
         else:
             literal = route.literal
             key = normalise_prefix(literal[: literal.rfind("/") + 1]) if literal.startswith("/") else "/"
@@ -362,6 +360,11 @@ class RouteTable:
                     routes = bucket.prefix.get(prefix)
                     if routes:
                         found.extend(routes)
+            if bucket.folded_exact or bucket.folded_prefix:
+                folded = ascii_lower(path)
+                found.extend(bucket.folded_exact.get(folded, ()))
+                for prefix in segment_prefixes(folded):
+                    found.extend(bucket.folded_prefix.get(prefix, ()))
         if len(found) > 1:
             found.sort(key=_order)
         return found

@@ -107,6 +107,9 @@ class RouteSpec(TypedDict, total=False):
     strip_prefix: bool
     rewrite: str
     preserve_host: bool
+    encoded_slashes: str  # "reject" or "keep"
+    path_parameters: bool
+    case_insensitive: bool
     protocols: list[str]
     product: str | None
     auth: str

@@ -247,6 +247,20 @@ class Route(models.Model):
         max_length=500, blank=True, help_text="Upstream path template, e.g. /v2/items/{id} or /legacy{path}."
     )
     preserve_host = models.BooleanField(default=False, help_text="Send the client's Host header upstream.")
+    # How the route takes what the canonical path flags (proxy/gateway/canonical.py): by default
+    # anything an upstream might read as another path is refused.
+    encoded_slashes = models.CharField(
+        max_length=10,
+        choices=[("reject", "Reject (400)"), ("keep", "Keep encoded: match and forward %2F as it is")],
+        default="reject",
+        help_text="Paths with an encoded slash (%2F).",
+    )
+    path_parameters = models.BooleanField(
+        default=False, help_text="Accept ';' parameters in path segments (e.g. ;jsessionid=...); refused otherwise."
+    )
+    case_insensitive = models.BooleanField(
+        default=False, help_text="Match the path ignoring case (prefix and exact routes; regex routes use (?i))."
+    )
     protocols = models.JSONField(
         default=list, blank=True, help_text='["http"], ["websocket"] or both; empty means http.'
     )
@@ -391,6 +405,9 @@ class Route(models.Model):
             "strip_prefix": self.strip_prefix,
             "rewrite": self.rewrite,
             "preserve_host": self.preserve_host,
+            "encoded_slashes": self.encoded_slashes,
+            "path_parameters": self.path_parameters,
+            "case_insensitive": self.case_insensitive,
             "protocols": list(self.protocols) or ["http"],
             "product": self.product.slug if self.product is not None else None,
             "auth": self.auth,

@@ -117,7 +117,7 @@ def snapshot_data(upstream_url: str, key_spec: dict[str, Any]) -> dict[str, Any]
     return {
         "upstreams": [{"name": "rec", "targets": [{"url": upstream_url, "weight": 1}]}],
         "routes": [
-            route("plain", "/p"),
+            route("plain", "/p", encoded_slashes="keep"),
             route("rewritten", r"^/r/(?P<id>[a-z0-9-]+)$", path_type="regex", rewrite="/items/{id}"),
             route("stripped", "/s", strip_prefix=True),
             route("host-kept", "/h", preserve_host=True),
