@@ -4,7 +4,6 @@ gateway recovers by itself when Redis returns. The test runs its own redis-serve
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,15 +19,6 @@ from tests.conftest import subprocess_database_url
 from tests.servers import Process, RedisServer, free_port, gateway_process, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
