@@ -16,7 +16,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from portal import reports
-from portal.models import Invitation, PartnerMembership
+from portal.models import PartnerMembership
 from proxy import configbus, services
 from proxy.models import ApiKey
 from tests.portal import factories
@@ -117,7 +117,7 @@ def hearth() -> Iterator[PartnerMembership]:
     hana.user.first_name = "Hana Ito"
     hana.user.save()
     factories.make_member("ken@hearth.example", hana.partner, role="developer")
-    Invitation.objects.create(partner=hana.partner, email="mia@hearth.example", invited_by=hana.user)
+    factories.invite(hana.partner, "mia@hearth.example", invited_by=hana.user)
     factories.subscribe(hana.partner, appliances, pro)
     factories.subscribe(hana.partner, energy, pro, status="pending")
     prod = factories.make_key(hana.partner, "voice skill (production)", [appliances])
