@@ -132,7 +132,7 @@ def test_a_key_is_created_with_its_secret_shown_once(api: APIClient, config: dic
 
 
 def test_keys_are_revoked_and_rotated(api: APIClient, config: dict[str, Any]) -> None:
-    key, _ = services.api_key_create(partner=config["partner"], name="old")
+    key, _ = factories.api_key(partner=config["partner"], name="old")
     rotated = api.post(f"{V1}/keys/{key.prefix}/rotate/", {"grace_seconds": 60}, format="json")
     assert rotated.status_code == 201 and rotated.json()["secret"]
     key.refresh_from_db()

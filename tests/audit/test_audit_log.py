@@ -77,7 +77,7 @@ def test_a_key_created_through_the_api_is_one_entry_and_never_holds_the_secret(a
 
 def test_revoking_a_key_records_the_change(api: APIClient) -> None:
     config = sample_config()
-    key, _ = services.api_key_create(partner=config["partner"], name="k")
+    key, _ = factories.api_key(partner=config["partner"], name="k")
     api.post(f"{V1}/keys/{key.prefix}/revoke/")
     [entry] = entries(source="api")
     assert entry.changed_fields == ["revoked_at"] and entry.before["revoked_at"] is None

@@ -94,7 +94,7 @@ def test_a_suspended_partner_logs_in_but_its_keys_stop(
 ) -> None:
     product, plan = api
     factories.subscribe(alice.partner, product, plan)
-    _key, secret = services.api_key_create(partner=alice.partner, name="k")
+    _key, secret = config.api_key(partner=alice.partner, name="k")
     becomes(gateway, secret, 200, timeout=5)
 
     services.partner_set_status(partner=alice.partner, status="suspended")

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from portal import reports
 from portal.models import PartnerMembership
-from proxy import configbus, services
+from proxy import configbus
 from proxy.models import ApiKey
 from tests.portal import factories
 from tests.portal.e2e.conftest import ConsoleErrors
@@ -159,13 +159,8 @@ def hearth() -> Iterator[PartnerMembership]:
         for period, used in (("month", total + 600_000), ("day", 21_000))
     }
     configbus.redis_client().mset(counters)
-    services.subscription_set(
-        partner=hana.partner,
-        product=appliances,
-        plan=factories.make_plan(
-            "team", name="Team", scope="partner", quota_month=1_500_000, quota_day=60_000, public=False
-        ),
-    )
+    team = factories.make_plan("team", scope="partner", quota_month=1_500_000, quota_day=60_000, public=False)
+    factories.subscribe(hana.partner, appliances, team)
     yield hana
     configbus.redis_client().delete(*counters)
 
