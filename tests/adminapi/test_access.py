@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from adminapi import services
 from adminapi.models import AdminToken
 from proxy.models import Upstream
+from tests import factories
 from tests.adminapi.factories import client_for
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +62,7 @@ def test_pete_who_is_not_staff_gets_403_even_with_permissions(pete: User) -> Non
 
 
 def test_rita_the_read_only_operator_reads_everything_and_writes_nothing(readonly_api: APIClient) -> None:
-    Upstream.objects.create(name="u")
+    factories.upstream(name="u")
     for path in (
         "routes/",
         "upstreams/",

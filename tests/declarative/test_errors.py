@@ -7,6 +7,7 @@ import pytest
 from audit.models import AuditLog
 from proxy import declarative
 from proxy.models import ApiProduct, Route, Upstream
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ def test_anchors_and_nul_characters_are_refused() -> None:
 
 
 def test_a_refused_file_changes_nothing_even_when_most_of_it_is_fine() -> None:
-    Upstream.objects.create(name="kept", description="before")
+    factories.upstream(name="kept", description="before")
     audit_entries = AuditLog.objects.count()
     text = """products:
   - slug: fine
