@@ -31,6 +31,7 @@ class RequestContext:
     client_ip: str
     request_id: str
     started: float
+    http_version: str = "1.1"
     match: RouteMatch | None = None
     target: Target | None = None
     # Response-side bookkeeping, read by the log phase.
@@ -94,6 +95,7 @@ class RequestContext:
             client_ip=client[0] if client else "",
             request_id=request_id_from(request_ids[0] if request_ids else None),
             started=time.perf_counter(),
+            http_version=scope.get("http_version") or "1.1",
         )
 
     def header(self, name: str) -> str | None:

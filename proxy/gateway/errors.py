@@ -1,7 +1,7 @@
 """Every answer the gateway gives on its own behalf, as one exception hierarchy.
 
     GatewayError
-    ├── BadRequest              400 bad_request / bad_path / encoded_slash / duplicate_host
+    ├── BadRequest              400 bad_request / bad_path / encoded_slash / duplicate_host / bad_version
     ├── Unauthorized            401 unauthorized (carries WWW-Authenticate)
     ├── Forbidden               403 forbidden / ip_denied / cors_origin_not_allowed /
     │                               cors_method_not_allowed / cors_headers_not_allowed

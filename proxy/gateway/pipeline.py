@@ -31,8 +31,23 @@ from proxy.gateway.cache import Cache, CacheSlot, Entry
 from proxy.gateway.canonical import Canonical, canonicalise
 from proxy.gateway.context import RequestContext
 from proxy.gateway.cors import preflight_method
-from proxy.gateway.errors import BadRequest, Forbidden, GatewayError, ServiceUnavailable, TooManyRequests
-from proxy.gateway.headers import GATEWAY_OWNED, HANDSHAKE, HOP_BY_HOP, connection_tokens
+from proxy.gateway.errors import (
+    BadRequest,
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+from proxy.gateway.headers import (
+    GATEWAY_OWNED,
+    HANDSHAKE,
+    HOP_BY_HOP,
+    PROXY_CLAIMS,
+    URL_OVERRIDES,
+    connection_tokens,
+    forwarded_proto,
+)
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.policy import DEFAULT, TrafficPolicy, hash_value
 from proxy.gateway.ratelimit import Check, Limiter, LimitPeek, LimitState, quota_window
@@ -111,6 +126,7 @@ class Admission:
         if snapshot is None:
             raise ServiceUnavailable("The gateway has no configuration yet.", code="not_ready")
         ctx.phase = "match"
+        check_request_form(ctx)
         canonical = self.canonical(ctx)
         self.client_address(ctx)
         preflight = preflight_method(ctx) if protocol == "http" else None
@@ -233,16 +249,20 @@ class Admission:
 
     # -- the upstream request -----------------------------------------------------------------
     def upstream_headers(self, ctx: RequestContext, preserve_host: bool, traffic: TrafficPolicy) -> CIMultiDict[str]:
-        """The client's headers less hop-by-hop, handshake and gateway-owned ones (and a
-        consumed key), the route's transform, then the gateway's own: forwarding, identity,
-        request id and trace context, which always win."""
-        drop = HOP_BY_HOP | GATEWAY_OWNED | HANDSHAKE | connection_tokens(ctx.headers)
+        """The client's headers less hop-by-hop, handshake, gateway-owned and URL-override ones,
+        proxy claims unless a trusted proxy made them, names with "_" (nginx's default: a server
+        that maps "_" to "-" would read ``X_Partner_ID`` as the gateway's header) and a consumed
+        key; then the route's transform; then the gateway's own headers, which always win."""
+        drop = HOP_BY_HOP | GATEWAY_OWNED | HANDSHAKE | URL_OVERRIDES | connection_tokens(ctx.headers)
+        trusted_peer = bool(self.client_ips) and self.client_ips.is_trusted(ctx.peer_ip or ctx.client_ip)
+        if not trusted_peer:
+            drop = drop | PROXY_CLAIMS
         if ctx.consumed_header:
             drop = drop | {ctx.consumed_header}
         out: CIMultiDict[str] = CIMultiDict()
         for raw_name, raw_value in ctx.raw_headers:
             name = raw_name.decode("latin-1").lower()
-            if name not in drop:
+            if name not in drop and "_" not in name:
                 out.add(name, raw_value.decode("latin-1"))
         if traffic.request_transform is not None:
             traffic.request_transform.apply_request(out)
@@ -256,7 +276,9 @@ class Admission:
         forwarded_for = out.get("X-Forwarded-For")
         out["X-Forwarded-For"] = f"{forwarded_for}, {hop}" if forwarded_for else hop
         out["X-Real-IP"] = ctx.client_ip
-        out["X-Forwarded-Proto"] = ctx.scheme
+        out["X-Forwarded-Proto"] = (
+            forwarded_proto(ctx.header("x-forwarded-proto"), ctx.scheme) if trusted_peer else ctx.scheme
+        )
         if original_host:
             out["X-Forwarded-Host"] = original_host
         out["Via"] = self.via
@@ -267,6 +289,17 @@ class Admission:
         for name, value in ctx.upstream_headers:
             out[name] = value
         return out
+
+
+def check_request_form(ctx: RequestContext) -> None:
+    """Requests no API has a use for, and that only confuse what is behind the gateway."""
+    if ctx.http_version not in ("1.0", "1.1", "2", "3"):
+        raise BadRequest(f"HTTP/{ctx.http_version} is not served.", code="bad_version")
+    if ctx.method in ("TRACE", "TRACK", "CONNECT"):
+        # TRACE echoes the request, credentials included (cross-site tracing); CONNECT tunnels.
+        raise MethodNotAllowed(f"{ctx.method} is not served.")
+    if len(ctx.headers.get("host", ())) > 1:
+        raise BadRequest("The request has more than one Host header.", code="duplicate_host")
 
 
 def check_path_form(canonical: Canonical, route: Route) -> None:
