@@ -102,6 +102,9 @@ class Identity:
     plan: Plan | None
     product: str
     method: str  # "key" or "jwt"
+    # Who exactly holds the credential: the key, or the JWT's subject. Shared caches key on it,
+    # so two users of one partner never see each other's answers.
+    subject: str = ""
 
     @property
     def partner_slug(self) -> str:
@@ -256,8 +259,8 @@ class Authenticator:
         else:
             if policy.auth == "key":
                 raise _invalid("The API key is not valid.")
-            partner, key = await self._jwt(credential, index), None
-            method = "jwt"
+            partner, subject = await self._jwt(credential, index)
+            return self.authorize(partner, None, "jwt", policy, index, subject=f"jwt:{subject}")
         return self.authorize(partner, key, method, policy, index)
 
     def _credential(self, ctx: RequestContext, policy: RoutePolicy) -> tuple[str | None, bool]:
@@ -295,7 +298,8 @@ class Authenticator:
             raise Forbidden("The API key has expired.", code="key_expired")
         return partner, key
 
-    async def _jwt(self, token: str, index: AuthIndex) -> Partner:
+    async def _jwt(self, token: str, index: AuthIndex) -> tuple[Partner, str]:
+        """The partner a valid token is for, and the token's subject (``sub``)."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -330,10 +334,17 @@ class Authenticator:
         partner = index.partners_by_slug.get(str(claims.get(issuer.partner_claim, "")))
         if partner is None:
             raise Forbidden("The token's client is not a known partner.", code="unknown_partner")
-        return partner
+        return partner, str(claims.get("sub", ""))
 
     def authorize(
-        self, partner: Partner, key: Key | None, method: str, policy: RoutePolicy, index: AuthIndex
+        self,
+        partner: Partner,
+        key: Key | None,
+        method: str,
+        policy: RoutePolicy,
+        index: AuthIndex,
+        *,
+        subject: str = "",
     ) -> Identity:
         if partner.status != "active":
             raise Forbidden(f"The partner account is {partner.status}.", code=f"partner_{partner.status}")
@@ -346,7 +357,7 @@ class Authenticator:
             if plan_slug is None:
                 raise Forbidden("The partner has no active subscription to this API.", code="not_subscribed")
             plan = index.plans.get(plan_slug)
-        return Identity(partner, key, plan, product, method)
+        return Identity(partner, key, plan, product, method, subject or (f"key:{key.id}" if key else "jwt:"))
 
     def simulate(self, index: AuthIndex, policy: RoutePolicy, *, key_prefix: str = "", partner: str = "") -> Identity:
         """The identity of a key (by prefix) or a partner (by slug), as if its credentials had

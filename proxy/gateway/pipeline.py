@@ -149,11 +149,18 @@ class Admission:
         identity = admitted.identity = await self.authenticate(ctx, snapshot, route, offered_key, simulate)
 
         ctx.phase = "limit"
+        admitted.target = upstream_target(ctx, match, canonical)
         # The cache lookup goes out now and is awaited after the limiter's call: both round trips
         # are in flight together (cache.py).
         if protocol == "http" and traffic.cache is not None and self.cache is not None:
-            partner = identity.partner.slug if identity is not None else "-"
-            admitted.cache = self.cache.begin(ctx, traffic.cache, str(route.id or route.name), partner)
+            admitted.cache = self.cache.begin(
+                ctx,
+                traffic.cache,
+                str(route.id or route.name),
+                holder=f"{identity.partner.slug}|{identity.subject}" if identity is not None else "-",
+                scheme=self.scheme(ctx),
+                target=admitted.target,
+            )
         check = limits_for(self.keys, identity, route, ctx.client_ip, time.time())
         if self.limiter is not None:
             await self.limiter.check(ctx, check)
@@ -169,7 +176,6 @@ class Admission:
         ctx.phase = "forward"
         admitted.upstream = choose_upstream(snapshot, traffic, route, ctx, identity)
         admitted.hash_key = hash_value(admitted.upstream, ctx)
-        admitted.target = upstream_target(ctx, match, canonical)
         admitted.preserve_host = route.preserve_host and "host" in ctx.headers
         admitted.headers = self.upstream_headers(ctx, admitted.preserve_host, traffic)
         return admitted
@@ -222,6 +228,14 @@ class Admission:
         ctx.match = match
         return match, snapshot.traffic.get(match.route.name, DEFAULT)
 
+    def trusted_peer(self, ctx: RequestContext) -> bool:
+        """Whether the connection came from a proxy in GATEWAY_TRUSTED_PROXIES."""
+        return bool(self.client_ips) and self.client_ips.is_trusted(ctx.peer_ip or ctx.client_ip)
+
+    def scheme(self, ctx: RequestContext) -> str:
+        """The scheme the client used: ours, or what a trusted proxy says it received."""
+        return forwarded_proto(ctx.header("x-forwarded-proto"), ctx.scheme) if self.trusted_peer(ctx) else ctx.scheme
+
     # -- authenticate -------------------------------------------------------------------------
     async def authenticate(
         self,
@@ -254,8 +268,7 @@ class Admission:
         that maps "_" to "-" would read ``X_Partner_ID`` as the gateway's header) and a consumed
         key; then the route's transform; then the gateway's own headers, which always win."""
         drop = HOP_BY_HOP | GATEWAY_OWNED | HANDSHAKE | URL_OVERRIDES | connection_tokens(ctx.headers)
-        trusted_peer = bool(self.client_ips) and self.client_ips.is_trusted(ctx.peer_ip or ctx.client_ip)
-        if not trusted_peer:
+        if not self.trusted_peer(ctx):
             drop = drop | PROXY_CLAIMS
         if ctx.consumed_header:
             drop = drop | {ctx.consumed_header}
@@ -276,9 +289,7 @@ class Admission:
         forwarded_for = out.get("X-Forwarded-For")
         out["X-Forwarded-For"] = f"{forwarded_for}, {hop}" if forwarded_for else hop
         out["X-Real-IP"] = ctx.client_ip
-        out["X-Forwarded-Proto"] = (
-            forwarded_proto(ctx.header("x-forwarded-proto"), ctx.scheme) if trusted_peer else ctx.scheme
-        )
+        out["X-Forwarded-Proto"] = self.scheme(ctx)
         if original_host:
             out["X-Forwarded-Host"] = original_host
         out["Via"] = self.via
