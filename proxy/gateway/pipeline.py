@@ -140,6 +140,13 @@ class Admission:
                 admitted.preflight = traffic.cors.preflight(ctx, preflight)
                 return admitted
             ctx.response_headers.extend(traffic.cors.response_headers(ctx))
+        elif traffic.cors is not None:
+            # Browsers send Origin on every handshake and apply no CORS to WebSockets: the route's
+            # origins are checked here, or any site could open a socket with the user's cookies
+            # (cross-site WebSocket hijacking). Clients that are not browsers send no Origin.
+            origin = ctx.header("origin")
+            if origin is not None and not traffic.cors.allows(origin):
+                raise Forbidden("This origin may not open WebSockets on this API.", code="cors_origin_not_allowed")
 
         ctx.phase = "authenticate"
         offered_key = None

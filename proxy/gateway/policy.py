@@ -106,7 +106,7 @@ class TrafficPolicy:
         rule_headers = [r.header for r in self.upstream_rules if r.header]
         self.cache = CachePolicy.from_spec(spec.get("cache"), rule_headers)
         cors = spec.get("cors")
-        self.cors = CorsPolicy(cors, spec.get("methods") or ()) if cors and cors.get("origins") else None
+        self.cors = CorsPolicy(cors, spec.get("methods") or (), strict=False) if cors and cors.get("origins") else None
         rules = IpRules(spec.get("ip_allow") or (), spec.get("ip_deny") or ())
         self.ip_rules = rules if rules else None
         request = HeaderTransform(spec.get("request_transform"), "request_transform")

@@ -195,11 +195,15 @@ class Route:
         # and the case of the path (a case-insensitive route matches "/Users" as "/users").
         self.encoded_slashes = spec.get("encoded_slashes") or "reject"
         if self.encoded_slashes not in ENCODED_SLASHES:
-            raise RouteConfigError(f"{where}: encoded_slashes must be one of {', '.join(ENCODED_SLASHES)}")
+            raise RouteConfigError(
+                f"{where}: encoded_slashes must be one of {', '.join(ENCODED_SLASHES)}", "encoded_slashes"
+            )
         self.path_parameters = bool(spec.get("path_parameters"))
         self.case_insensitive = bool(spec.get("case_insensitive"))
         if self.case_insensitive and self.path_type == "regex":
-            raise RouteConfigError(f"{where}: a regex route ignores case with (?i), not case_insensitive")
+            raise RouteConfigError(
+                f"{where}: a regex route ignores case with (?i), not case_insensitive", "case_insensitive"
+            )
         self.protocols = frozenset(spec.get("protocols") or ("http",))
         if not self.protocols <= set(PROTOCOLS):
             raise RouteConfigError(f"{where}: protocols must be among {', '.join(PROTOCOLS)}", "protocols")

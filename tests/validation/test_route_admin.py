@@ -49,6 +49,9 @@ def test_a_valid_route_passes(upstream: Upstream) -> None:
         ({"headers": [{"name": "X-A", "match": "fuzzy"}]}, "headers", "match must be one of"),
         ({"methods": "GET"}, "methods", "JSON list of strings"),
         ({"protocols": ["gopher"]}, "protocols", "Protocols are among"),
+        ({"cors_origins": ["*"], "cors_credentials": True}, "cors_origins", "origins listed"),
+        ({"encoded_slashes": "decode"}, "encoded_slashes", "not a valid choice"),
+        ({"path_type": "regex", "path": "^/a$", "case_insensitive": True}, "case_insensitive", "(?i)"),
     ],
 )
 def test_invalid_routes_are_refused_with_the_field_named(
