@@ -194,6 +194,13 @@ GATEWAY: dict[str, Any] = {
     "RETRY_BUFFER_BYTES": env_int("GATEWAY_RETRY_BUFFER_BYTES", 64 * 1024, minimum=0),
     # Shared circuit-breaker states are re-read from Redis this often (pub/sub is the fast path).
     "HEALTH_POLL_SECONDS": env_float("GATEWAY_HEALTH_POLL_SECONDS", 1.0, minimum=0.05),
+    # A request body that stalls this long between chunks, or takes longer than the upload
+    # deadline in all, is cut (408): a slow client must not hold a pooled upstream connection.
+    "BODY_IDLE_TIMEOUT": env_float("GATEWAY_BODY_IDLE_TIMEOUT", 30.0, minimum=0.01),
+    "UPLOAD_TIMEOUT": env_float("GATEWAY_UPLOAD_TIMEOUT", 300.0, minimum=0.01),
+    # A request waits at most this long for one of an upstream's GATEWAY_UPSTREAM_POOL_SIZE slots,
+    # then gets a fast 503 instead of piling up.
+    "UPSTREAM_QUEUE_TIMEOUT": env_float("GATEWAY_UPSTREAM_QUEUE_TIMEOUT", 1.0, minimum=0.001),
 }
 for _network in GATEWAY["TRUSTED_PROXIES"]:
     try:

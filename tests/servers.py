@@ -125,7 +125,7 @@ def gateway_process(
         "--loop",
         "uvloop",
         "--http",
-        "httptools",
+        "proxy.gateway.edge:EdgeProtocol",
         "--workers",
         str(workers),
     ]

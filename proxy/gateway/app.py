@@ -210,6 +210,9 @@ class Gateway:
             *exc.headers,
             *ctx.response_headers,
         ]
+        if ctx.body_timed_out or ctx.body_too_large:
+            # The rest of the body was never read: this connection cannot carry another request.
+            headers.append((b"connection", b"close"))
         ctx.status = exc.status_code
         ctx.response_started = True
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})

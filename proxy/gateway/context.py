@@ -42,6 +42,7 @@ class RequestContext:
     upstream_finished: float = 0.0
     error_code: str = ""
     body_too_large: bool = False
+    body_timed_out: bool = False
     client_gone: bool = False
     # Filled by later phases (authentication, limits): headers to add to the response and
     # identity headers to send upstream.

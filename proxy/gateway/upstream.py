@@ -25,11 +25,18 @@ from multidict import CIMultiDict
 
 from proxy.gateway.attempts import CONNECTION_FAILURES, Retry, each_target, may_retry
 from proxy.gateway.balancer import Target, Upstream
-from proxy.gateway.body import ClientGone, Upload, chunks, declared_length
+from proxy.gateway.body import BodyLimits, ClientGone, Upload, chunks, declared_length
 from proxy.gateway.cache import CacheSlot, Entry
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
-from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, PayloadTooLarge
+from proxy.gateway.errors import (
+    BadGateway,
+    GatewayError,
+    GatewayTimeout,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+)
 from proxy.gateway.headers import filter_response_headers
 from proxy.gateway.pipeline import Admitted
 from proxy.gateway.policy import TrafficPolicy
@@ -85,6 +92,8 @@ class Forwarder:
         self.via = f"1.1 {config.via}"
         self._via = self.via.encode()
         self._session: aiohttp.ClientSession | None = None
+        # Upstream name → its slots (_take_slot); kept across snapshots, like the pool.
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -124,16 +133,24 @@ class Forwarder:
         upstream, policy = admitted.upstream, admitted.traffic
         assert upstream is not None
         assert self._session is not None, "Forwarder.start() was not awaited"
-        limit = self._limit(policy)
-        length = declared_length(ctx, limit)
+        limits = BodyLimits(self._limit(policy), self.config.body_idle_timeout, self.config.upload_timeout)
+        length = declared_length(ctx, limits.max_bytes)
         retry = policy.retry.applies_to(ctx.method)
         data: bytes | Upload | None = None
         if length is None or length > 0:
-            if retry and length is not None and length <= self.config.retry_buffer_bytes:
-                data = b"".join([chunk async for chunk in chunks(ctx, receive, limit)])
+            if length is not None and length <= self.config.retry_buffer_bytes:
+                # Small bodies are read before a pooled connection is taken (and can be retried):
+                # a slow client then holds nothing of the upstream's while it sends.
+                data = b"".join([chunk async for chunk in chunks(ctx, receive, limits)])
             else:
-                data = Upload(ctx, receive, limit)
+                data = Upload(ctx, receive, limits)
         exchange = _Exchange(ctx, admitted, upstream, send, data)
+        slots = self._slots.get(upstream.name)
+        if slots is None:
+            slots = self._slots[upstream.name] = asyncio.Semaphore(
+                self.config.upstream_pool_size * max(1, len(upstream.targets))
+            )
+        await self._take_slot(slots)
         ctx.upstream_started = time.perf_counter()
         try:
             if policy.total_timeout is None:
@@ -149,7 +166,23 @@ class Forwarder:
                     upstream.circuits[exchange.index].failure(time.time())
                 raise GatewayTimeout() from exc
         finally:
+            slots.release()
             ctx.upstream_finished = time.perf_counter()
+
+    async def _take_slot(self, slots: asyncio.Semaphore) -> None:
+        """One of the upstream's slots (as many as its pool has connections), waiting at most
+        GATEWAY_UPSTREAM_QUEUE_TIMEOUT: a pile-up behind slow requests gets a fast 503, not a
+        504 that would also count against the targets' health."""
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once
+            return
+        try:
+            async with asyncio.timeout(self.config.upstream_queue_timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "The API is at capacity; try again shortly.", code="upstream_busy", headers=[(b"retry-after", b"1")]
+            ) from None
 
     async def _attempts(self, exchange: _Exchange, retries_left: int) -> None:
         ctx, upstream, headers = exchange.ctx, exchange.upstream, exchange.headers
@@ -198,6 +231,9 @@ class Forwarder:
             circuit.released()
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if ctx.body_timed_out:
+                circuit.released()
+                raise RequestTimeout() from exc
             if ctx.body_too_large:
                 circuit.released()
                 raise PayloadTooLarge(f"The request body may be at most {self._limit(policy)} bytes.") from exc
