@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DataError, IntegrityError, models, transaction
 
 from audit.context import acting
 from proxy.declarative.format import ConfigError, ConfigInvalid, Lines, Path_, parse, path_text
@@ -27,9 +27,7 @@ from proxy.declarative.kinds import (
     Kind,
 )
 from proxy.models import ApiProduct, Partner, Plan, Route, Subscription, Target, Upstream
-
-# Concurrent applies take turns (PostgreSQL): each sees the other's result, not a mix.
-_LOCK_ID = 0x61706967  # "apig"
+from proxy.transactions import config_lock, retrying
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +92,23 @@ def _short(value: Any) -> str:
 def apply(text: str, *, prune: bool = False, dry_run: bool = False, actor_label: str = "") -> Result:
     """Make the database match the file; see the module docstring. Raises ConfigInvalid."""
     data, lines = parse(text)
-    with acting("config", label=actor_label):
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
-            applier = _Applier(data, lines, prune)
-            applier.run()
-            if applier.errors:
-                raise ConfigInvalid(applier.errors)  # rolls the transaction back
-            if dry_run:
-                transaction.set_rollback(True)
-    return Result(applier.changes, applied=not dry_run)
+
+    def attempt() -> Result:
+        with acting("config", label=actor_label):
+            with transaction.atomic():
+                # Concurrent applies take turns (each sees the other's result, not a mix), and
+                # admin API writes wait for them: one lock order (proxy/transactions.py).
+                config_lock(shared=False)
+                applier = _Applier(data, lines, prune)
+                applier.run()
+                if applier.errors:
+                    raise ConfigInvalid(applier.errors)  # rolls the transaction back
+                if dry_run:
+                    transaction.set_rollback(True)
+        return Result(applier.changes, applied=not dry_run)
+
+    # A deadlock with a write that does not take the lock (portal, Django admin) is retried.
+    return retrying(attempt, what="configuration apply")
 
 
 def diff(text: str, *, prune: bool = False) -> Result:
@@ -209,7 +212,10 @@ class _Applier:
         try:
             with transaction.atomic():
                 obj.save()
-        except DatabaseError as exc:
+        except (DataError, IntegrityError) as exc:
+            # The file's fault (a value too large, a name taken meanwhile). Anything else the
+            # database raises (a lost race, a failing audit insert, the database gone) is not:
+            # it propagates, to be retried or answered 409/503.
             self.error(path, f"the database refused it: {exc}")
             return None
         if before is None:

@@ -4,6 +4,7 @@ number of every key and item kept so that errors can say where they are."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,6 +107,10 @@ def _unstorable(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
     if isinstance(value, str):
         if "\x00" in value:
             yield path, "text may not contain NUL characters"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            # YAML's .inf/.nan pass the schema's "number" but no database column holds them.
+            yield path, f"{value} is not a number the gateway can use (.inf and .nan are not allowed)"
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _unstorable(v, (*path, k))
