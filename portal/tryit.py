@@ -39,14 +39,20 @@ def openapi_for_portal(product: ApiProduct, request: HttpRequest) -> dict[str, A
 
 
 def example_path(products: Iterable[ApiProduct]) -> str | None:
-    """A path worth calling first: the first GET operation without parameters in a product's
-    OpenAPI document, or else the path of one of its enabled prefix/exact routes."""
+    """A path worth calling first: a GET operation without path parameters that answers at once
+    (not an event stream) in a product's OpenAPI document (the alphabetically first: a jsonb
+    document does not keep its key order), or else the path of one of its enabled prefix/exact
+    routes."""
     products = list(products)
     for product in products:
         paths = (product.openapi or {}).get("paths") or {}
-        for path, operations in paths.items() if isinstance(paths, dict) else ():
-            if isinstance(path, str) and path.startswith("/") and "{" not in path and "get" in (operations or {}):
-                return path
+        candidates = [
+            path
+            for path, operations in (paths.items() if isinstance(paths, dict) else ())
+            if isinstance(path, str) and path.startswith("/") and "{" not in path and _answers_at_once(operations)
+        ]
+        if candidates:
+            return min(candidates)
     for product in products:
         route = (
             product.routes.filter(enabled=True, path_type__in=("prefix", "exact")).order_by("-priority", "name").first()
@@ -54,6 +60,15 @@ def example_path(products: Iterable[ApiProduct]) -> str | None:
         if route is not None:
             return str(route.path) or "/"
     return None
+
+
+def _answers_at_once(operations: Any) -> bool:
+    get = operations.get("get") if isinstance(operations, dict) else None
+    if not isinstance(get, dict):
+        return False
+    responses = get.get("responses") or {}
+    streams = any("text/event-stream" in (r.get("content") or {}) for r in responses.values() if isinstance(r, dict))
+    return not streams
 
 
 def curl_snippet(base_url: str, path: str, secret: str) -> str:
