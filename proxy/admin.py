@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import JSONField, QuerySet
 from django.http import HttpRequest
 
-from proxy import services
+from proxy import jsonshapes, services
 from proxy.models import (
     ApiKey,
     ApiProduct,
@@ -21,13 +21,24 @@ from proxy.models import (
 )
 
 
+class ShapedJSONAdmin(admin.ModelAdmin):
+    """JSON fields that say what they expect, and check it field by field (proxy/jsonshapes.py)."""
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if isinstance(db_field, JSONField):
+            shaped = jsonshapes.formfield(db_field, **kwargs)
+            if shaped is not None:
+                return shaped
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
 class TargetInline(admin.TabularInline):
     model = Target
     extra = 1
 
 
 @admin.register(Upstream)
-class UpstreamAdmin(admin.ModelAdmin):
+class UpstreamAdmin(ShapedJSONAdmin):
     list_display = ("name", "description", "algorithm", "connect_timeout", "read_timeout", "updated")
     list_filter = ("algorithm",)
     search_fields = ("name", "description")
@@ -67,7 +78,7 @@ class UpstreamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(ShapedJSONAdmin):
     list_display = ("name", "path_type", "path", "hosts", "methods", "priority", "upstream", "enabled")
     list_filter = ("enabled", "path_type", "upstream")
     search_fields = ("name", "path")
@@ -142,7 +153,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(ApiProduct)
-class ApiProductAdmin(admin.ModelAdmin):
+class ApiProductAdmin(ShapedJSONAdmin):
     list_display = ("name", "slug", "published", "approval")
     prepopulated_fields = {"slug": ("name",)}
 
@@ -154,7 +165,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(ShapedJSONAdmin):
     list_display = ("name", "slug", "status", "contact_email", "created")
     list_filter = ("status",)
     search_fields = ("name", "slug", "contact_email")
@@ -162,11 +173,25 @@ class PartnerAdmin(admin.ModelAdmin):
     inlines = [SubscriptionInline]
     actions = ["activate", "suspend"]
 
-    @admin.action(description="Activate (approve) the selected partners")
+    @admin.action(description="Lift the suspension of the selected partners")
     def activate(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
-        for partner in queryset:
+        # Only suspended partners: approving a pending one is the portal's "Approve" action
+        # (portal/admin.py), which also emails its owners. Two actions that both approve, one
+        # of them silently, left partners approved and never told.
+        suspended = [p for p in queryset if p.status == "suspended"]
+        for partner in suspended:
             services.partner_set_status(partner=partner, status="active")
-        self.message_user(request, f"{queryset.count()} partner(s) active.")
+        skipped = queryset.count() - len(suspended)
+        self.message_user(
+            request,
+            f"{len(suspended)} partner(s) active again."
+            + (
+                f" {skipped} were not suspended and are unchanged (approve pending ones with Approve)."
+                if skipped
+                else ""
+            ),
+            messages.SUCCESS if suspended else messages.WARNING,
+        )
 
     @admin.action(description="Suspend the selected partners (their keys stop working)")
     def suspend(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
@@ -210,7 +235,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(JwtIssuer)
-class JwtIssuerAdmin(admin.ModelAdmin):
+class JwtIssuerAdmin(ShapedJSONAdmin):
     list_display = ("name", "issuer", "audience", "partner_claim", "enabled")
 
 
