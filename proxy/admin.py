@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import JSONField, QuerySet
 from django.http import HttpRequest
 
@@ -19,10 +20,32 @@ from proxy.models import (
     Upstream,
     UsageHourly,
 )
+from proxy.transactions import config_lock
 
 
-class ShapedJSONAdmin(admin.ModelAdmin):
-    """JSON fields that say what they expect, and check it field by field (proxy/jsonshapes.py)."""
+class ConfigAdmin(admin.ModelAdmin):
+    """The configuration's admin pages: JSON fields that say what they expect, checked field by
+    field (proxy/jsonshapes.py); and writes that queue behind a running config apply instead of
+    deadlocking with it (the lock order of proxy/transactions.py)."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method != "POST":
+            return super().changeform_view(request, *args, **kwargs)
+        with transaction.atomic():  # Django's own atomic block nests inside this one
+            config_lock(shared=True)
+            return super().changeform_view(request, *args, **kwargs)
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method != "POST":
+            return super().delete_view(request, *args, **kwargs)
+        with transaction.atomic():
+            config_lock(shared=True)
+            return super().delete_view(request, *args, **kwargs)
+
+    def response_action(self, request: HttpRequest, queryset: Any, *args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic():  # bulk actions (revoke, suspend, approve, delete selected)
+            config_lock(shared=True)
+            return super().response_action(request, queryset, *args, **kwargs)
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if isinstance(db_field, JSONField):
@@ -38,7 +61,7 @@ class TargetInline(admin.TabularInline):
 
 
 @admin.register(Upstream)
-class UpstreamAdmin(ShapedJSONAdmin):
+class UpstreamAdmin(ConfigAdmin):
     list_display = ("name", "description", "algorithm", "connect_timeout", "read_timeout", "updated")
     list_filter = ("algorithm",)
     search_fields = ("name", "description")
@@ -78,7 +101,7 @@ class UpstreamAdmin(ShapedJSONAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(ShapedJSONAdmin):
+class RouteAdmin(ConfigAdmin):
     list_display = ("name", "path_type", "path", "hosts", "methods", "priority", "upstream", "enabled")
     list_filter = ("enabled", "path_type", "upstream")
     search_fields = ("name", "path")
@@ -153,19 +176,19 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(ApiProduct)
-class ApiProductAdmin(ShapedJSONAdmin):
+class ApiProductAdmin(ConfigAdmin):
     list_display = ("name", "slug", "published", "approval")
     prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(ConfigAdmin):
     list_display = ("name", "scope", "per_second", "per_minute", "per_hour", "quota_day", "quota_month", "public")
     prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(Partner)
-class PartnerAdmin(ShapedJSONAdmin):
+class PartnerAdmin(ConfigAdmin):
     list_display = ("name", "slug", "status", "contact_email", "created")
     list_filter = ("status",)
     search_fields = ("name", "slug", "contact_email")
@@ -201,7 +224,7 @@ class PartnerAdmin(ShapedJSONAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ConfigAdmin):
     list_display = ("prefix", "name", "partner", "status", "expires_at", "last_used_at", "created")
     list_filter = ("partner",)
     search_fields = ("prefix", "name", "partner__slug")
@@ -229,13 +252,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ConfigAdmin):
     list_display = ("partner", "product", "plan", "status", "created")
     list_filter = ("status", "product", "plan")
 
 
 @admin.register(JwtIssuer)
-class JwtIssuerAdmin(ShapedJSONAdmin):
+class JwtIssuerAdmin(ConfigAdmin):
     list_display = ("name", "issuer", "audience", "partner_claim", "enabled")
 
 

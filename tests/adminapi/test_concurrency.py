@@ -114,3 +114,42 @@ def _raise_sqlstate(sqlstate: str) -> Any:
     cause = DriverError("deadlock detected" if sqlstate == "40P01" else "could not serialize access")
     cause.sqlstate = sqlstate  # type: ignore[attr-defined]
     raise OperationalError(str(cause)) from cause
+
+
+def test_django_admin_writes_queue_behind_a_config_apply(operator: User) -> None:
+    """Django admin takes the same lock order: a plan saved there waits for a running apply
+    (held here by another connection) instead of deadlocking with it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    from django.db import transaction
+    from django.test import Client
+
+    from proxy.transactions import config_lock
+
+    holding, released = threading.Event(), threading.Event()
+
+    def apply_in_progress() -> None:
+        try:
+            with transaction.atomic():
+                config_lock(shared=False)
+                holding.set()
+                time.sleep(0.8)
+                released.set()
+        finally:
+            connections.close_all()
+
+    admin = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    thread = threading.Thread(target=apply_in_progress)
+    thread.start()
+    assert holding.wait(10)
+    started = time.monotonic()
+    response = client.post(
+        "/admin/proxy/plan/add/", {"name": "Gold", "slug": "gold", "scope": "partner", "public": "on"}
+    )
+    waited = time.monotonic() - started
+    thread.join(10)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert released.is_set() and waited >= 0.5, waited
+    assert Plan.objects.filter(slug="gold").exists()
