@@ -1,13 +1,13 @@
 """How control-plane writes share the database with each other (PostgreSQL).
 
 Lock order: every admin API write, Django admin write (proxy/admin.py ``ConfigAdmin``) and config
-apply first takes one advisory lock, ``config_lock()`` — a config apply (or diff) exclusively, the
-others shared. Applies then
-take turns with each other and never run interleaved with an API write, so the pair that used to
-deadlock (a diff inserting plans ``t-0 … t-39`` while ``POST /plans/ {"name": "t-39", "slug":
-"t-0"}`` waited on the same unique indexes in the other order) now queues instead. API writes
-still run side by side with each other (shared), and portal writes take no lock: the few deadlocks or serialization failures left between those are retried
-(``retrying``), and one that persists becomes ``Busy``, a 409 for the caller, never a 500.
+apply first takes one advisory lock, ``config_lock()``: a config apply (or diff) exclusively, the
+others shared. Applies then take turns with each other and never run interleaved with another
+write, so the pair that used to deadlock (a diff inserting plans ``t-0 … t-39`` while ``POST
+/plans/ {"name": "t-39", "slug": "t-0"}`` waited on the same unique indexes in the other order)
+now queues instead. Shared holders still run side by side, and portal writes take no lock: the
+few deadlocks or serialization failures left between those are retried (``retrying``), and one
+that persists becomes ``Busy``, a 409 for the caller, never a 500.
 
 SQLite has neither advisory locks nor deadlocks (one writer at a time): there the lock is a no-op.
 """
