@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, filters, status, views, viewsets
 from rest_framework.authentication import SessionAuthentication
@@ -33,6 +33,9 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class Conflict(exceptions.APIException):
@@ -59,7 +62,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, ProtectedError | RestrictedError):
         blocking = sorted({f"{o._meta.verbose_name} {o}" for o in list(exc.args[1])[:10]})
         exc = Conflict(f"In use by: {', '.join(blocking)}. Delete or change those first.")
-    elif isinstance(exc, IntegrityError) and not is_retryable(exc):
+    elif isinstance(exc, IntegrityError):
         exc = Conflict("The change conflicts with existing data (another object has this name?).")
     elif isinstance(exc, DataError):
         exc = exceptions.ValidationError("A value is outside what the database can store.")
@@ -74,9 +77,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A bare list of messages (SearchFilter's, a serializer's validate()): same shape as the rest.
         response.data = {"non_field_errors": response.data}
     return response
-
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class AuditedMixin:
@@ -109,7 +109,10 @@ class AuditedMixin:
         # get one attempt; declarative.apply retries those itself.
         replayable = length.isdigit() and (limit is None or int(length) <= limit)
         if replayable:
-            _ = request.body
+            try:
+                _ = request.body
+            except RawPostDataException:  # something read the stream already: no second attempt
+                replayable = False
 
         def attempt() -> HttpResponse:
             with acting(self.audit_source, request=request), transaction.atomic():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +122,7 @@ def diff(text: str, *, prune: bool = False) -> Result:
 
 
 class _Applier:
-    def __init__(self, data: dict[str, Any], lines: Lines, prune: bool, broken: list[Path_] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, data: dict[str, Any], lines: Lines, prune: bool, broken: Sequence[Path_] = ()) -> None:
         self.data = data
         self.lines = lines
         self.prune = prune
