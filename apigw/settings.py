@@ -280,6 +280,13 @@ PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
 PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Empty: the strict default in portal/middleware.py.
 PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")
+# The gateway's address as partners call it, e.g. https://api.example.com (docs/portal.md). Empty:
+# the address the portal itself was reached at, right wherever the one process serves both (make run).
+GATEWAY_PUBLIC_URL = env_str("GATEWAY_PUBLIC_URL").strip().rstrip("/")
+if GATEWAY_PUBLIC_URL and (
+    not GATEWAY_PUBLIC_URL.startswith(("http://", "https://")) or "?" in GATEWAY_PUBLIC_URL or "#" in GATEWAY_PUBLIC_URL
+):
+    raise ImproperlyConfigured(f"GATEWAY_PUBLIC_URL must be an http(s) URL without query, got {GATEWAY_PUBLIC_URL!r}")
 
 # -- Admin API, audit log, declarative configuration (docs/admin-api.md, docs/config.md) ---------
 INSTALLED_APPS += ["django_filters", "drf_spectacular", "audit", "adminapi"]

@@ -83,7 +83,8 @@ def test_rita_the_read_only_operator_reads_everything_and_writes_nothing(readonl
     assert readonly_api.patch("/api/admin/v1/upstreams/u/", {"description": "x"}, format="json").status_code == 403
     assert readonly_api.delete("/api/admin/v1/upstreams/u/").status_code == 403
     assert readonly_api.post("/api/admin/v1/config/apply", {"config": ""}, format="json").status_code == 403
-    assert readonly_api.post("/api/admin/v1/config/diff", {"config": ""}, format="json").status_code == 200
+    # A diff is an apply rolled back (it writes and locks): it needs the rights of an apply.
+    assert readonly_api.post("/api/admin/v1/config/diff", {"config": ""}, format="json").status_code == 403
     assert Upstream.objects.get(name="u").description == ""
 
 

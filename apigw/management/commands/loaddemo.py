@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from demo import openapi as demo_openapi
 from proxy import services
 from proxy.models import ApiProduct, Plan, Route, Target, Upstream
 
@@ -80,7 +81,11 @@ def load_demo(upstream_url: str = DEMO_UPSTREAM_URL) -> dict[str, Any]:
         stale.delete()  # one by one, so the audit log and the config version see each
     product, _ = ApiProduct.objects.update_or_create(
         slug="appliance-api-v1",
-        defaults={"name": "Appliance API v1", "description": "List appliances, start programs, receive events."},
+        defaults={
+            "name": "Appliance API v1",
+            "description": "List appliances, start programs, receive events.",
+            "openapi": demo_openapi.document(),  # the portal shows it in Swagger UI ("Try it out")
+        },
     )
     plan, _ = Plan.objects.update_or_create(
         slug="demo", defaults={"name": "Demo", "scope": "key", "per_minute": 60, "quota_day": 10_000}
