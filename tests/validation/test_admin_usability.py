@@ -26,6 +26,7 @@ ROUTE = {
     "cors_max_age": 600,
     "ws_rate_action": "close",
     "auth": "key",
+    "encoded_slashes": "reject",
     "ws_max_message_bytes": 1048576,
 }
 
