@@ -56,7 +56,7 @@ class Upload:
     """A streamed body as aiohttp reads it. It can be offered to another attempt as long as no
     chunk has been read yet (the connection failed first)."""
 
-    __slots__ = ("ctx", "receive", "limit", "chunks", "started")
+    __slots__ = ("ctx", "receive", "limit", "chunks", "started", "finished")
 
     def __init__(self, ctx: RequestContext, receive: Receive, limit: int) -> None:
         self.ctx = ctx
@@ -64,6 +64,7 @@ class Upload:
         self.limit = limit
         self.chunks: AsyncIterator[bytes] | None = None
         self.started = False
+        self.finished = False  # all of it was read: receive() now only reports a disconnect
 
     def __aiter__(self) -> Upload:
         return self
@@ -72,4 +73,8 @@ class Upload:
         if self.chunks is None:
             self.started = True
             self.chunks = chunks(self.ctx, self.receive, self.limit)
-        return await self.chunks.__anext__()
+        try:
+            return await self.chunks.__anext__()
+        except StopAsyncIteration:
+            self.finished = True
+            raise
