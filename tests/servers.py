@@ -105,7 +105,11 @@ class Process:
 
 
 def gateway_process(
-    port: int, env: Mapping[str, str] | None = None, workers: int = 1, server: str = "uvicorn"
+    port: int,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    server: str = "uvicorn",
+    extra_args: tuple[str, ...] = (),
 ) -> Process:
     args = [
         sys.executable,
@@ -126,6 +130,7 @@ def gateway_process(
         "httptools",
         "--workers",
         str(workers),
+        *extra_args,
     ]
     proc = Process(
         args,
