@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATH = ROOT / "var" / "dev.env"
+# Another file (tests, a second `make run` beside the first); empty: none.
+PATH = Path(os.environ.get("APIGW_DEV_ENV", str(ROOT / "var" / "dev.env")))
 NAMES = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "REDIS_PREFIX")
 
 
@@ -35,6 +36,8 @@ def defaults() -> dict[str, str]:
 
 def read(path: Path = PATH) -> dict[str, str]:
     values: dict[str, str] = {}
+    if not str(path) or path == Path():
+        return values
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -56,6 +59,8 @@ def load(path: Path = PATH) -> None:
 def write(path: Path = PATH) -> dict[str, str]:
     """The file from this process's environment over the defaults."""
     values = {name: os.environ.get(name) or default for name, default in defaults().items()}
+    if path == Path():
+        return values
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# Written by `make run` (apigw/devenv.py); read by manage.py. Development only."]
     lines += [f"{name}={values[name]}" for name in NAMES]
@@ -66,4 +71,4 @@ def write(path: Path = PATH) -> dict[str, str]:
 
 if __name__ == "__main__":
     write()
-    print(f"development environment: {PATH.relative_to(ROOT)}", file=sys.stderr)
+    print(f"development environment: {PATH}", file=sys.stderr)
