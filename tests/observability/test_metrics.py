@@ -105,10 +105,12 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
     assert httpx.get(base + "/admin/login/", timeout=10).status_code == 200
     samples = scrape_when(
         base,
-        lambda s: value(
-            s, "django_http_responses_total_by_status_view_method_total", status="200", view="login", method="GET"
-        )
-        >= 1,
+        lambda s: (
+            value(
+                s, "django_http_responses_total_by_status_view_method_total", status="200", view="login", method="GET"
+            )
+            >= 1
+        ),
     )
     assert (
         value(
