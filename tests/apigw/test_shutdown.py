@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from django.db.models import Sum
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from proxy.models import Route, Target, Upstream
+from proxy import services
+from proxy.models import ApiProduct, Plan, Route, Target, Upstream, UsageHourly
 from tests.conftest import subprocess_database_url
 from tests.servers import free_port, gateway_process
 
@@ -101,3 +103,39 @@ def test_sigterm_ends_streams_closes_sockets_finishes_requests_and_exits_early(r
     assert stream_ended < 5
     assert exited < DRAIN_SECONDS - 5, exited
     print(f"SIGTERM: stream ended after {stream_ended:.2f} s, process exited after {exited:.2f} s")
+
+
+def test_sigterm_flushes_the_usage_counted_so_far_even_with_a_stream_open(demo_upstream: str) -> None:
+    upstream = Upstream.objects.create(name="drain-keyed")
+    Target.objects.create(upstream=upstream, url=demo_upstream)
+    product = ApiProduct.objects.create(name="Drain", slug="drain-product")
+    plan = Plan.objects.create(name="Drain", slug="drain-plan", scope="key", per_minute=1000)
+    Route.objects.create(name="drain-keyed", upstream=upstream, path="/api/v1", product=product)
+    partner = services.partner_get_or_create(slug="drain-partner")
+    services.subscription_set(partner=partner, product=product, plan=plan)
+    _, secret = services.api_key_create(partner=partner, name="k")
+    port = free_port()
+    proc = gateway_process(
+        port,
+        # No periodic flush during the test: only the one at shutdown can move the counts.
+        env={"DATABASE_URL": subprocess_database_url(), "USAGE_FLUSH_SECONDS": "3600"},
+        extra_args=("--timeout-graceful-shutdown", str(DRAIN_SECONDS)),
+    ).start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(5):
+            response = httpx.get(base + "/api/v1/appliances", headers={"X-API-Key": secret}, timeout=10)
+            assert response.status_code == 200, response.text
+        stream = socket.create_connection(("127.0.0.1", port), timeout=15)
+        stream.sendall(f"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {secret}\r\n\r\n".encode())
+        assert b"data:" in stream.recv(65536) or b"data:" in stream.recv(65536)
+        assert proc.proc is not None
+        sent = time.monotonic()
+        proc.proc.send_signal(signal.SIGTERM)
+        proc.proc.wait(timeout=DRAIN_SECONDS + 10)
+        exited = time.monotonic() - sent
+        stream.close()
+    finally:
+        proc.stop()
+    assert exited < DRAIN_SECONDS - 5, exited
+    assert UsageHourly.objects.aggregate(n=Sum("requests"))["n"] == 6  # five requests and the stream

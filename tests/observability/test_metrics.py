@@ -107,7 +107,11 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
         base,
         lambda s: (
             value(
-                s, "django_http_responses_total_by_status_view_method_total", status="200", view="login", method="GET"
+                s,
+                "django_http_responses_total_by_status_view_method_total",
+                status="200",
+                view="admin:login",
+                method="GET",
             )
             >= 1
         ),
@@ -117,7 +121,7 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
             samples,
             "django_http_responses_total_by_status_view_method_total",
             status="200",
-            view="login",
+            view="admin:login",
             method="GET",
         )
         >= 1
