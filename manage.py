@@ -3,7 +3,7 @@
 
 Typed in a plain shell it finds the checkout's environment: it re-runs itself with ``.venv``'s
 Python when Django is not importable here, and takes ``var/dev.env`` (written by ``make run``,
-see apigw/devenv.py) as defaults unless DJANGO_SETTINGS_MODULE says otherwise. A bad setting
+see apigw/devenv.py) as defaults unless DJANGO_SETTINGS_MODULE names other settings (tests). A bad setting
 ends it with one line naming the variable (apigw/startup.py), never a traceback.
 """
 
@@ -28,7 +28,7 @@ def _find_django() -> None:
 
 def main() -> None:
     _find_django()
-    if "DJANGO_SETTINGS_MODULE" not in os.environ:
+    if os.environ.get("DJANGO_SETTINGS_MODULE", "apigw.settings") == "apigw.settings":  # not tests.settings
         from apigw import devenv
 
         devenv.load()

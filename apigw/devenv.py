@@ -1,11 +1,12 @@
 """The development environment of this checkout, in one file: ``var/dev.env``.
 
 ``make run`` writes it (``python -m apigw.devenv``) from its own environment: DEBUG, SECRET_KEY,
-DATABASE_URL, REDIS_URL, REDIS_PREFIX. ``manage.py`` reads it when the environment names no
-settings module, so ``python manage.py apikey revoke …`` typed in a plain shell talks to the
-same database and the same Redis namespace as the running platform (a revocation reaches the
-gateway at once instead of at its next full reload). Variables set in the environment win over
-the file. Production never has the file: ``var/`` is git- and docker-ignored.
+DATABASE_URL, REDIS_URL, REDIS_PREFIX. ``manage.py`` reads it unless the environment names other
+settings than ``apigw.settings`` (the tests' ``tests.settings``), so ``python manage.py apikey
+revoke …`` typed in a plain shell talks to the same database and the same Redis namespace as the
+running platform (a revocation reaches the gateway at once instead of at its next full reload).
+Variables set in the environment win over the file. Production never has the file: ``var/`` is
+git- and docker-ignored.
 
 No Django here: manage.py reads the file before Django is imported.
 """

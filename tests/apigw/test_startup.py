@@ -36,7 +36,8 @@ def run(entry: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "apigw.settings", "DEBUG": "true", **env},
+        # No development environment file: only what the test sets counts.
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "apigw.settings", "APIGW_DEV_ENV": "", "DEBUG": "true", **env},
         capture_output=True,
         text=True,
         timeout=60,
