@@ -8,6 +8,7 @@ mid-response the way `curl -N` does on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -133,16 +134,23 @@ def requests_with_status(route: str, status: str) -> float:
     ("path", "until", "kind"), [("/events", b"data: tick", "events"), ("/download", b"xxxx", "download")]
 )
 def test_the_upstream_is_closed_as_soon_as_the_client_goes(
-    gateway: Any, endless: EndlessUpstream, path: str, until: bytes, kind: str
+    gateway: Any, endless: EndlessUpstream, path: str, until: bytes, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="apigw.access")
     before = requests_with_status("endless", "499")
     hung_up = read_then_hang_up(gateway.port, path, until)
+    time.sleep(1.5)  # the upstream would go on streaming all this time
     # Before the fix the upstream streamed on for nobody until it ended by itself (never here).
     wait_until(lambda: any(name == kind for name, _ in endless.ended), timeout=10)
     ended = next(at for name, at in endless.ended if name == kind)
     assert ended - hung_up < 5  # generous: it is milliseconds
-    # Logged and counted the way nginx does: 499, client closed request.
+    # Logged and counted the way nginx does: 499, client closed request, lasting until the
+    # disconnect (not until the upstream would have ended: 67 s and 52 s in the issue).
     wait_until(lambda: requests_with_status("endless", "499") == before + 1, timeout=5)
+    lines = [r for r in caplog.records if r.name == "apigw.access" and " 499 " in r.getMessage()]
+    assert len(lines) == 1
+    duration = lines[0].ecs_fields["event"]["duration"] / 1e9  # type: ignore[attr-defined]
+    assert duration < 1.0  # the client stayed milliseconds; 1.5 s would mean logged late
     # The one pooled connection is free again: the next request does not wait for it.
     response = httpx.get(gateway.url + "/quick", timeout=10)
     assert response.status_code == 200
