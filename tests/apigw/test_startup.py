@@ -1,12 +1,16 @@
 """Every entry point refuses a bad configuration with one line naming the variable (issue 15,
 item 4): uvicorn (apigw/asgi.py), `python -m apigw.startup` (the image runs it before uvicorn),
-`manage.py runplatform` and `manage.py runserver`. Real processes; none may print a traceback."""
+`manage.py runplatform`, `manage.py runserver` and the Dockerfile's CMD line as written. Real
+processes; none may print a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,7 @@ ENTRY_POINTS = {
     "image preflight": ["-m", "apigw.startup"],
     "runplatform": ["manage.py", "runplatform", "--port", "{port}", "--demo-port", "{port2}"],
     "runserver": ["manage.py", "runserver", "127.0.0.1:{port}"],
+    "image CMD": [],  # the Dockerfile's CMD line, see run()
 }
 
 BAD = {
@@ -31,10 +36,24 @@ BAD = {
 }
 
 
+def image_cmd() -> list[str]:
+    """The Dockerfile's CMD, exactly as the image runs it (`sh -c "… && exec uvicorn …"`)."""
+    match = re.search(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
+    assert match, "no CMD [...] line in the Dockerfile"
+    command: list[str] = json.loads(match.group(1))
+    return command
+
+
 def run(entry: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    args = [a.format(port=free_port(), port2=free_port()) for a in ENTRY_POINTS[entry]]
+    if entry == "image CMD":
+        # Only ever run with a bad configuration here: a good one would listen on 0.0.0.0.
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**env, "PORT": str(free_port()), "WORKERS": "2", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        command = image_cmd()
+    else:
+        command = [sys.executable, *(a.format(port=free_port(), port2=free_port()) for a in ENTRY_POINTS[entry])]
     return subprocess.run(
-        [sys.executable, *args],
+        command,
         cwd=ROOT,
         # No development environment file: only what the test sets counts.
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "apigw.settings", "APIGW_DEV_ENV": "", "DEBUG": "true", **env},
