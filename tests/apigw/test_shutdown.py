@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from proxy import services
 from proxy.models import ApiProduct, Plan, Route, Target, Upstream, UsageHourly
 from tests.conftest import subprocess_database_url
-from tests.servers import free_port, gateway_process
+from tests.servers import free_port, gateway_process, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -45,6 +45,14 @@ def open_event_stream(port: int) -> socket.socket:
         assert chunk, "stream closed before its first event"
         seen += chunk
     return sock
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
 
 
 def read_to_end(sock: socket.socket) -> bytes:
@@ -89,6 +97,9 @@ def test_sigterm_ends_streams_closes_sockets_finishes_requests_and_exits_early(r
         tail = read_to_end(stream)
         assert tail.endswith(b"0\r\n\r\n"), tail[-200:]
         stream_ended = time.monotonic() - sent
+        # No new connections meanwhile: the load balancer goes elsewhere.
+        wait_until(lambda: refused(port), timeout=5)
+        assert in_flight.is_alive()  # while the request in flight is still being served
         # The request in flight completes.
         in_flight.join(timeout=30)
         assert slow["response"].status_code == 200
