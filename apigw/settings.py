@@ -208,6 +208,12 @@ for _network in GATEWAY["TRUSTED_PROXIES"]:
     except ValueError:
         raise ImproperlyConfigured(f"GATEWAY_TRUSTED_PROXIES: {_network!r} is not a CIDR network") from None
 
+# Graceful shutdown (proxy/gateway/drain.py): after SIGTERM, requests in flight get this long to
+# finish before the server cancels them. Below Kubernetes' default 30 s grace period, leaving
+# time for the final usage flush. The image's CMD and `runplatform` pass it to uvicorn
+# (--timeout-graceful-shutdown).
+GATEWAY_DRAIN_SECONDS = env_int("GATEWAY_DRAIN_SECONDS", 20, minimum=1)
+
 # API keys are stored as HMAC-SHA256(pepper, key). A separate secret lets SECRET_KEY rotate
 # without invalidating every partner's key.
 API_KEY_PEPPER = pepper_from_secret(env_str("API_KEY_PEPPER") or SECRET_KEY)

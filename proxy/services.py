@@ -104,13 +104,13 @@ def rotated_name(name: str, when: datetime) -> str:
 
 
 def api_key_find(value: str) -> ApiKey | None:
-    """By prefix (as listings show it) or by the whole key."""
+    """By prefix (as listings show it, with or without the ``gw_`` of the key) or by the whole key."""
     value = value.strip()
     prefix = apikeys.split(value)
     if prefix is not None:
         key = ApiKey.objects.filter(prefix=prefix).first()
         return key if key is not None and apikeys.verify(_pepper(), value, key.hashed) else None
-    return ApiKey.objects.filter(prefix=value).first()
+    return ApiKey.objects.filter(prefix=value.removeprefix(apikeys.KEY_PREFIX)).first()
 
 
 def unique_slug(name: str, model: type[Partner]) -> str:

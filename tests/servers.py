@@ -107,7 +107,11 @@ class Process:
 
 
 def gateway_process(
-    port: int, env: Mapping[str, str] | None = None, workers: int = 1, server: str = "uvicorn"
+    port: int,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    server: str = "uvicorn",
+    extra_args: tuple[str, ...] = (),
 ) -> Process:
     args = [
         sys.executable,
@@ -128,6 +132,7 @@ def gateway_process(
         "proxy.gateway.edge:EdgeProtocol",
         "--workers",
         str(workers),
+        *extra_args,
     ]
     proc = Process(
         args,

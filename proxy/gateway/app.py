@@ -21,6 +21,7 @@ from proxy.gateway.auth import Authenticator
 from proxy.gateway.cache import Cache
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
+from proxy.gateway.drain import Drain
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.health import Health
 from proxy.gateway.iprules import ClientAddress
@@ -56,7 +57,11 @@ class Gateway:
             config.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30
         )
         self.store = ConfigStore(config, loader, self.redis, self.keys)
-        self.forwarder = Forwarder(config)
+        # SIGTERM: readiness 503, event streams end, WebSockets close with 1001 (drain.py).
+        self.drain = Drain()
+        self.started = False
+        self._starting: asyncio.Lock | None = None
+        self.forwarder = Forwarder(config, self.drain)
         self.authenticator = Authenticator(config.api_key_pepper)
         # The limiter has its own client: short timeouts, so a hung Redis costs a request at most
         # that long before the failure policy applies (and then nothing, for the back-off period).
@@ -71,6 +76,7 @@ class Gateway:
             channel_layer=channel_layer,
         )
         self.store.on_swap.append(lambda snapshot: self.sockets.revocations.revalidate(snapshot.auth))
+        self.drain.on_begin.append(self._sockets_going_away)
         # Upstream resilience and traffic policies (health.py, cache.py, iprules.py).
         self.health = Health(self.redis, self.keys, poll_seconds=config.health_poll_seconds)
         self.store.on_swap.append(lambda snapshot: self.health.bind(snapshot.upstreams))
@@ -97,6 +103,19 @@ class Gateway:
             asyncio.create_task(self._every(interval, job), name=f"maintenance-{getattr(job, '__name__', job)}")
             for interval, job in self.maintenance
         ]
+        self.started = True
+
+    async def ensure_started(self) -> None:
+        """Start on first use, for servers that run no lifespan (daphne, i.e. ``runserver``)."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if not self.started:
+                await self.startup()
+
+    def _sockets_going_away(self) -> None:
+        for session in list(self.sockets.sessions):
+            session.close(1001, "gateway shutting down")
 
     async def _every(self, interval: float, job: Callable[[], Any]) -> None:
         while True:
@@ -144,6 +163,7 @@ class Gateway:
                 except Exception as exc:  # the server must not report ready on a half-open gateway
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     return
+                self.drain.install_signal_handlers()  # after the server's own: they are chained
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

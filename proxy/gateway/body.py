@@ -76,7 +76,7 @@ class Upload:
     """A streamed body as aiohttp reads it. It can be offered to another attempt as long as no
     chunk has been read yet (the connection failed first)."""
 
-    __slots__ = ("ctx", "receive", "limits", "chunks", "started")
+    __slots__ = ("ctx", "receive", "limits", "chunks", "started", "finished")
 
     def __init__(self, ctx: RequestContext, receive: Receive, limits: BodyLimits) -> None:
         self.ctx = ctx
@@ -84,6 +84,7 @@ class Upload:
         self.limits = limits
         self.chunks: AsyncIterator[bytes] | None = None
         self.started = False
+        self.finished = False  # all of it was read: receive() now only reports a disconnect
 
     def __aiter__(self) -> Upload:
         return self
@@ -92,4 +93,8 @@ class Upload:
         if self.chunks is None:
             self.started = True
             self.chunks = chunks(self.ctx, self.receive, self.limits)
-        return await self.chunks.__anext__()
+        try:
+            return await self.chunks.__anext__()
+        except StopAsyncIteration:
+            self.finished = True
+            raise

@@ -26,9 +26,10 @@ from multidict import CIMultiDict
 from proxy.gateway.attempts import CONNECTION_FAILURES, Retry, each_target, may_retry
 from proxy.gateway.balancer import Target, Upstream
 from proxy.gateway.body import BodyLimits, ClientGone, Upload, chunks, declared_length
-from proxy.gateway.cache import CacheSlot, Entry
+from proxy.gateway.cache import Entry
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
+from proxy.gateway.drain import Drain
 from proxy.gateway.errors import (
     BadGateway,
     GatewayError,
@@ -59,6 +60,7 @@ class _Exchange:
         "path",
         "headers",
         "preserve_host",
+        "receive",
         "send",
         "policy",
         "data",
@@ -68,13 +70,20 @@ class _Exchange:
     )
 
     def __init__(
-        self, ctx: RequestContext, admitted: Admitted, upstream: Upstream, send: Send, data: bytes | Upload | None
+        self,
+        ctx: RequestContext,
+        admitted: Admitted,
+        upstream: Upstream,
+        receive: Receive,
+        send: Send,
+        data: bytes | Upload | None,
     ) -> None:
         self.ctx = ctx
         self.upstream = upstream
         self.path = admitted.target
         self.headers = admitted.headers
         self.preserve_host = admitted.preserve_host
+        self.receive = receive
         self.send = send
         self.policy = admitted.traffic
         self.data = data
@@ -85,10 +94,57 @@ class _Exchange:
     def replayable(self) -> bool:
         return not (isinstance(self.data, Upload) and self.data.started)
 
+    def upload_done(self) -> bool:
+        """Whether the request body is read, so receive() is free for the disconnect watcher."""
+        return not isinstance(self.data, Upload) or self.data.finished
+
+
+class _Drained(Exception):
+    """The process is draining: end this event stream cleanly, the client reconnects elsewhere."""
+
+
+class _Watch:
+    """Waits for the client to disconnect while a long response is relayed, and then fails the
+    relay's pending read at once (ClientGone): the upstream is closed and the pool slot freed
+    instead of the stream running on for nobody. For event streams it also ends the stream when
+    the process starts draining (drain.py)."""
+
+    __slots__ = ("ctx", "content", "drain", "task")
+
+    def __init__(
+        self, ctx: RequestContext, receive: Receive, content: aiohttp.StreamReader, drain: Drain | None
+    ) -> None:
+        self.ctx = ctx
+        self.content = content
+        self.drain = drain
+        self.task = asyncio.create_task(self._wait(receive))
+        if drain is not None:
+            if drain.draining:
+                self._end()
+            else:
+                drain.streams.add(self._end)
+
+    async def _wait(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.ctx.client_gone = True
+                self.content.set_exception(ClientGone())
+                return
+
+    def _end(self) -> None:
+        self.content.set_exception(_Drained())
+
+    def stop(self) -> None:
+        self.task.cancel()
+        if self.drain is not None:
+            self.drain.streams.discard(self._end)
+
 
 class Forwarder:
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, drain: Drain | None = None) -> None:
         self.config = config
+        self.drain = drain if drain is not None else Drain()
         self.via = f"1.1 {config.via}"
         self._via = self.via.encode()
         self._session: aiohttp.ClientSession | None = None
@@ -144,7 +200,7 @@ class Forwarder:
                 data = b"".join([chunk async for chunk in chunks(ctx, receive, limits)])
             else:
                 data = Upload(ctx, receive, limits)
-        exchange = _Exchange(ctx, admitted, upstream, send, data)
+        exchange = _Exchange(ctx, admitted, upstream, receive, send, data)
         slots = self._slots.get(upstream.name)
         if slots is None:
             slots = self._slots[upstream.name] = asyncio.Semaphore(
@@ -225,7 +281,7 @@ class Forwarder:
                     circuit.success()
                 if status in policy.retry.statuses and self._may_retry(exchange, retry):
                     return False
-                await self._relay(ctx, response, exchange.send, policy, exchange.cache)
+                await self._relay(exchange, response)
                 return True
         except (GatewayError, ClientGone):
             circuit.released()
@@ -270,14 +326,8 @@ class Forwarder:
         headers.extend(ctx.response_headers)
         return headers
 
-    async def _relay(
-        self,
-        ctx: RequestContext,
-        response: aiohttp.ClientResponse,
-        send: Send,
-        policy: TrafficPolicy,
-        cache: CacheSlot | None,
-    ) -> None:
+    async def _relay(self, exchange: _Exchange, response: aiohttp.ClientResponse) -> None:
+        ctx, send, policy, cache = exchange.ctx, exchange.send, exchange.policy, exchange.cache
         upstream_headers = filter_response_headers(response.raw_headers)
         if cache is not None:
             cache.offer(response.status, upstream_headers)
@@ -293,16 +343,32 @@ class Forwarder:
             return
         content = response.content
         collect = cache is not None and cache.open
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                break
-            ctx.bytes_sent += len(chunk)
-            if collect:
-                assert cache is not None
-                cache.add(chunk)
-                collect = cache.open
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        watch: _Watch | None = None
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                ctx.bytes_sent += len(chunk)
+                if collect:
+                    assert cache is not None
+                    cache.add(chunk)
+                    collect = cache.open
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # A body that came in one read (most answers) costs no watcher; a longer one might
+                # outlive its client, whose disconnect only receive() reports: uvicorn's send()
+                # does nothing once the client is gone, and an idle event stream never sends.
+                if watch is None and not content.at_eof() and exchange.upload_done():
+                    watch = _Watch(ctx, exchange.receive, content, self.drain if ctx.streamed else None)
+        except ClientGone:
+            response.close()  # close, not release: the upstream would go on sending
+            raise
+        except _Drained:
+            response.close()
+        finally:
+            if watch is not None:
+                # Before the last send: after it, receive() reports a disconnect for any request.
+                watch.stop()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if cache is not None:
             cache.finish(response.status, upstream_headers)

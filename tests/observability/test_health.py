@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 
 from apigw import health, runtime
+from proxy.gateway.drain import Drain
 from tests.observability.conftest import scrape, value
 from tests.servers import RedisServer, wait_until
 
@@ -58,7 +59,9 @@ def database_down(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def serve(version: int, age: float) -> None:
         snapshot = SimpleNamespace(version=version, built_at=time.time() - age)
-        monkeypatch.setattr(runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=snapshot)))
+        monkeypatch.setattr(
+            runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=snapshot), drain=Drain())
+        )
 
     return serve
 
@@ -87,7 +90,7 @@ def test_with_the_database_down_it_stays_ready_while_the_snapshot_is_fresh_enoug
 
 
 def test_without_a_snapshot_it_is_unready(database_down: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=None)))
+    monkeypatch.setattr(runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=None), drain=Drain()))
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["snapshot"] == {"ok": False, "version": None, "age_seconds": None}

@@ -100,13 +100,27 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
         samples, "apigw_request_duration_seconds_sum", **route
     )
     assert value(samples, "apigw_redis_up") == 1
-    # The Django side is measured by django-prometheus (the start-up probes of /healthz).
+    # The Django side is measured by django-prometheus (probes are answered before Django).
+    assert httpx.get(base + "/admin/login/", timeout=10).status_code == 200
+    samples = scrape_when(
+        base,
+        lambda s: (
+            value(
+                s,
+                "django_http_responses_total_by_status_view_method_total",
+                status="200",
+                view="admin:login",
+                method="GET",
+            )
+            >= 1
+        ),
+    )
     assert (
         value(
             samples,
             "django_http_responses_total_by_status_view_method_total",
             status="200",
-            view="healthz",
+            view="admin:login",
             method="GET",
         )
         >= 1
