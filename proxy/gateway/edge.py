@@ -39,9 +39,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 log = logging.getLogger("apigw.edge")
 
 
-def _positive(name: str, default: float) -> float:
+def _positive(raw: str | None, name: str, default: float) -> float:
     """The data plane reads its edge limits itself: uvicorn builds the protocol, not Django."""
-    raw = os.environ.get(name, "").strip()
+    raw = (raw or "").strip()
     if not raw:
         return default
     try:
@@ -64,11 +64,15 @@ class EdgeLimits:
     @classmethod
     def from_env(cls) -> EdgeLimits:
         return cls(
-            max_url_bytes=int(_positive("GATEWAY_MAX_URL_BYTES", 8 * 1024)),
-            max_header_bytes=int(_positive("GATEWAY_MAX_HEADER_BYTES", 32 * 1024)),
-            max_headers=int(_positive("GATEWAY_MAX_HEADERS", 100)),
-            header_timeout=_positive("GATEWAY_HEADER_TIMEOUT", 10.0),
-            max_connections=int(_positive("GATEWAY_MAX_CONNECTIONS", 10_000)),
+            max_url_bytes=int(_positive(os.environ.get("GATEWAY_MAX_URL_BYTES"), "GATEWAY_MAX_URL_BYTES", 8 * 1024)),
+            max_header_bytes=int(
+                _positive(os.environ.get("GATEWAY_MAX_HEADER_BYTES"), "GATEWAY_MAX_HEADER_BYTES", 32 * 1024)
+            ),
+            max_headers=int(_positive(os.environ.get("GATEWAY_MAX_HEADERS"), "GATEWAY_MAX_HEADERS", 100)),
+            header_timeout=_positive(os.environ.get("GATEWAY_HEADER_TIMEOUT"), "GATEWAY_HEADER_TIMEOUT", 10.0),
+            max_connections=int(
+                _positive(os.environ.get("GATEWAY_MAX_CONNECTIONS"), "GATEWAY_MAX_CONNECTIONS", 10_000)
+            ),
         )
 
 

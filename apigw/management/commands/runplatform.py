@@ -118,7 +118,9 @@ class Command(BaseCommand):
                     "--loop",
                     "uvloop",
                     "--http",
-                    "httptools",
+                    "proxy.gateway.edge:EdgeProtocol",  # framing limits (docs/security.md)
+                    "--ws-max-size",
+                    os.environ.get("GATEWAY_WS_MAX_MESSAGE_BYTES", "1048576"),
                     "--lifespan",
                     "on",
                     "--no-access-log",
