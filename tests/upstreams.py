@@ -149,3 +149,48 @@ class SilentServer(ResettingServer):
             held.append(conn)  # kept open, never read, never answered
         for conn in held:
             conn.close()
+
+
+class RecordingUpstream:
+    """Records every request it gets (HTTP or WebSocket handshake): raw target and headers;
+    answers HTTP with 200 and accepts (then closes) WebSockets."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.seen: list[dict[str, Any]] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner: web.AppRunner | None = None
+
+    async def _any(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(
+            {
+                "websocket": request.headers.get("Upgrade", "").lower() == "websocket",
+                "target": request.raw_path,
+                "headers": {k.lower(): v for k, v in request.headers.items()},
+            }
+        )
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            await ws.close()
+            return ws
+        return web.json_response({"ok": True})
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._any)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def __enter__(self) -> RecordingUpstream:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.runner is not None:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)

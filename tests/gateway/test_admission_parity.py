@@ -9,10 +9,8 @@ and both must reach the same decision that explain (the dry run) predicts.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from aiohttp import web
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -29,6 +26,7 @@ from proxy.gateway import apikeys
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.snapshot import Snapshot
 from tests.servers import free_port
+from tests.upstreams import RecordingUpstream
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -49,50 +47,6 @@ COMPARED = (
     "authorization",
     "x-custom",
 )
-
-
-class RecordingUpstream:
-    """Records every request it gets (HTTP or WebSocket handshake): raw target and headers."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.seen: list[dict[str, Any]] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
-
-    async def _any(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(
-            {
-                "websocket": request.headers.get("Upgrade", "").lower() == "websocket",
-                "target": request.raw_path,
-                "headers": {k.lower(): v for k, v in request.headers.items()},
-            }
-        )
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            ws = web.WebSocketResponse()
-            await ws.prepare(request)
-            await ws.close()
-            return ws
-        return web.json_response({"ok": True})
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._any)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def __enter__(self) -> RecordingUpstream:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
 
 
 @dataclass
