@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ALL_SCENARIOS = tuple(report.TITLES)
 
+# The gateway's own HTTP protocol (proxy/gateway/edge.py); the bare passthrough keeps httptools.
+EDGE = "proxy.gateway.edge:EdgeProtocol"
+
 
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
@@ -172,10 +175,11 @@ class Bench:
         return f"redis://127.0.0.1:{port}/0"
 
     @staticmethod
-    def _uvicorn_args(app: str, port: int, workers: int = 1) -> list[str]:
+    def _uvicorn_args(app: str, port: int, workers: int = 1, http: str = "httptools") -> list[str]:
         args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
-        # The flags production runs with (Dockerfile, runplatform), for every Python server alike.
-        args += ["--loop", "uvloop", "--http", "httptools", "--lifespan", "on", "--no-access-log"]
+        # The flags production runs with (Dockerfile, runplatform), for every Python server alike;
+        # the gateway's scenarios run its edge protocol (framing limits), as the image does.
+        args += ["--loop", "uvloop", "--http", http, "--lifespan", "on", "--no-access-log"]
         args += ["--no-server-header", "--no-date-header", "--no-proxy-headers"]
         args += ["--log-level", "warning", "--timeout-graceful-shutdown", "3"]
         return args + (["--workers", str(workers)] if workers > 1 else [])
@@ -187,10 +191,18 @@ class Bench:
         return args + ["--port", str(port), "--no-access-log", "--log-level", "warning", app]
 
     def app_server(
-        self, name: str, app: str, *, env: dict[str, str], cpus: str | None, kind: str = "uvicorn", workers: int = 1
+        self,
+        name: str,
+        app: str,
+        *,
+        env: dict[str, str],
+        cpus: str | None,
+        kind: str = "uvicorn",
+        workers: int = 1,
+        http: str = EDGE,
     ) -> tuple[int, Proc]:
         port = free_port()
-        args = self._granian_args(app, port) if kind == "granian" else self._uvicorn_args(app, port, workers)
+        args = self._granian_args(app, port) if kind == "granian" else self._uvicorn_args(app, port, workers, http)
         proc = self._spawn(name, args, cpus, env)
         wait_http(port, proc, timeout=60)
         return port, proc
@@ -273,7 +285,9 @@ class Bench:
 
             def start_c() -> None:
                 env = self.gateway_env("")
-                port, proc = self.app_server("passthrough", "bench.passthrough:app", env=env, cpus=lay.server)
+                port, proc = self.app_server(
+                    "passthrough", "bench.passthrough:app", env=env, cpus=lay.server, http="httptools"
+                )
                 self.add("c", port=port, server=proc)
 
             self._try(("c",), start_c)
