@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from apigw import multiproc
 from apigw.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 from proxy.gateway.apikeys import pepper_from_secret
+from proxy.gateway.config import GatewayConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local state of `make run` (generated admin password, demo key); git-ignored.
@@ -28,6 +29,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# The one list of apps and the one list of middleware (tests/settings.py adds nothing to either).
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -41,9 +43,17 @@ INSTALLED_APPS = [
     "apigw",
     "proxy",
     "portal",
+    # Request/response metrics of the Django side; the gateway path never enters Django.
+    "django_prometheus",
+    "drf_spectacular_sidecar",  # Swagger UI served from /static/, no CDN
+    "django_filters",
+    "drf_spectacular",
+    "audit",
+    "adminapi",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # outermost: times everything
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -52,6 +62,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.middleware.ContentSecurityPolicyMiddleware",
+    # Innermost, after authentication: changes made during a request are recorded as its user's.
+    "audit.middleware.AuditMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "apigw.urls"
@@ -67,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.member",
             ],
         },
     },
@@ -167,33 +182,34 @@ LOGGING = {
 }
 
 # The data plane's own settings; proxy/gateway/config.py turns them into a frozen dataclass.
+# Its field defaults are the only defaults: tests and benchmarks that build a GatewayConfig
+# directly get the same values as a deployment that sets nothing.
+_GW = GatewayConfig()
 GATEWAY: dict[str, Any] = {
     # Paths Django answers; everything else is proxied traffic.
-    "CONTROL_PREFIXES": env_list(
-        "GATEWAY_CONTROL_PREFIXES",
-        ["/admin/", "/portal/", "/api/admin/", "/healthz", "/readyz", "/metrics", "/static/"],
-    ),
-    "MAX_BODY_BYTES": env_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=0),
-    "CONNECT_TIMEOUT": env_float("GATEWAY_CONNECT_TIMEOUT", 5.0, minimum=0.001),
-    "READ_TIMEOUT": env_float("GATEWAY_READ_TIMEOUT", 60.0, minimum=0.001),
-    "CONFIG_POLL_SECONDS": env_float("GATEWAY_CONFIG_POLL_SECONDS", 2.0, minimum=0.05),
-    "CONFIG_REFRESH_SECONDS": env_float("GATEWAY_CONFIG_REFRESH_SECONDS", 60.0, minimum=1.0),
-    "UPSTREAM_POOL_SIZE": env_int("GATEWAY_UPSTREAM_POOL_SIZE", 256, minimum=1),
-    "VIA": env_str("GATEWAY_VIA", "apigw"),
+    "CONTROL_PREFIXES": env_list("GATEWAY_CONTROL_PREFIXES", list(_GW.control_prefixes)),
+    "MAX_BODY_BYTES": env_int("GATEWAY_MAX_BODY_BYTES", _GW.max_body_bytes, minimum=0),
+    "CONNECT_TIMEOUT": env_float("GATEWAY_CONNECT_TIMEOUT", _GW.connect_timeout, minimum=0.001),
+    "READ_TIMEOUT": env_float("GATEWAY_READ_TIMEOUT", _GW.read_timeout, minimum=0.001),
+    "CONFIG_POLL_SECONDS": env_float("GATEWAY_CONFIG_POLL_SECONDS", _GW.config_poll_seconds, minimum=0.05),
+    "CONFIG_REFRESH_SECONDS": env_float("GATEWAY_CONFIG_REFRESH_SECONDS", _GW.config_refresh_seconds, minimum=1.0),
+    "UPSTREAM_POOL_SIZE": env_int("GATEWAY_UPSTREAM_POOL_SIZE", _GW.upstream_pool_size, minimum=1),
+    "VIA": env_str("GATEWAY_VIA", _GW.via),
     # Redis unreachable: "local" admits by an in-process limiter (and logs it), "deny" answers 503.
-    "LIMITER_POLICY": env_choice("RATELIMIT_FAILURE_POLICY", "local", ("local", "deny")),
-    "USAGE_FLUSH_SECONDS": env_float("USAGE_FLUSH_SECONDS", 5.0, minimum=0.1),
+    "LIMITER_POLICY": env_choice("RATELIMIT_FAILURE_POLICY", _GW.limiter_policy, ("local", "deny")),
+    "USAGE_FLUSH_SECONDS": env_float("USAGE_FLUSH_SECONDS", _GW.usage_flush_seconds, minimum=0.1),
     # WebSockets: closed (1001) after this long without a message either way, or this long open.
-    "WS_IDLE_TIMEOUT": env_float("GATEWAY_WS_IDLE_TIMEOUT", 300.0, minimum=0.1),
-    "WS_MAX_LIFETIME": env_float("GATEWAY_WS_MAX_LIFETIME", 86_400.0, minimum=0.1),
-    "WS_PING_INTERVAL": env_float("GATEWAY_WS_PING_INTERVAL", 20.0, minimum=1.0),
+    "WS_IDLE_TIMEOUT": env_float("GATEWAY_WS_IDLE_TIMEOUT", _GW.ws_idle_timeout, minimum=0.1),
+    "WS_MAX_LIFETIME": env_float("GATEWAY_WS_MAX_LIFETIME", _GW.ws_max_lifetime, minimum=0.1),
+    "WS_PING_INTERVAL": env_float("GATEWAY_WS_PING_INTERVAL", _GW.ws_ping_interval, minimum=1.0),
     # Load balancers / proxies in front of the gateway whose X-Forwarded-For is believed (CIDRs).
     # Empty: the TCP peer is the client, whatever X-Forwarded-For says (it cannot be spoofed).
-    "TRUSTED_PROXIES": env_list("GATEWAY_TRUSTED_PROXIES", []),
+    # The control plane (portal, admin login throttles) uses the same rule: apigw/clientip.py.
+    "TRUSTED_PROXIES": env_list("GATEWAY_TRUSTED_PROXIES", list(_GW.trusted_proxies)),
     # Idempotent requests with a body up to this size are buffered so they can be retried.
-    "RETRY_BUFFER_BYTES": env_int("GATEWAY_RETRY_BUFFER_BYTES", 64 * 1024, minimum=0),
+    "RETRY_BUFFER_BYTES": env_int("GATEWAY_RETRY_BUFFER_BYTES", _GW.retry_buffer_bytes, minimum=0),
     # Shared circuit-breaker states are re-read from Redis this often (pub/sub is the fast path).
-    "HEALTH_POLL_SECONDS": env_float("GATEWAY_HEALTH_POLL_SECONDS", 1.0, minimum=0.05),
+    "HEALTH_POLL_SECONDS": env_float("GATEWAY_HEALTH_POLL_SECONDS", _GW.health_poll_seconds, minimum=0.05),
 }
 for _network in GATEWAY["TRUSTED_PROXIES"]:
     try:
@@ -227,19 +243,8 @@ METRICS_PARTNER_LABELS_MAX = env_int("METRICS_PARTNER_LABELS_MAX", 100, minimum=
 # With the database down, /readyz stays ready while the snapshot is the current version or
 # younger than this (seconds); 0: as long as there is a snapshot.
 READYZ_SNAPSHOT_MAX_AGE = env_float("READYZ_SNAPSHOT_MAX_AGE", 3600.0, minimum=0)
-# django-prometheus: request/response metrics of the Django side (admin, portal, admin API).
-# The gateway path never enters Django, so it pays nothing for these.
-INSTALLED_APPS.append("django_prometheus")
-MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    *MIDDLEWARE,
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
 
 # -- Developer portal (portal/, docs/portal.md) ---------------------------------------------------
-INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served from /static/, no CDN
-MIDDLEWARE += ["portal.middleware.ContentSecurityPolicyMiddleware"]
-TEMPLATES[0]["OPTIONS"]["context_processors"].append("portal.context_processors.member")  # type: ignore[index]
 STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
@@ -275,9 +280,6 @@ PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 900, mini
 PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")
 
 # -- Admin API, audit log, declarative configuration (docs/admin-api.md, docs/config.md) ---------
-INSTALLED_APPS += ["django_filters", "drf_spectacular", "audit", "adminapi"]
-# Innermost, after authentication: changes made during a request are recorded as its user's.
-MIDDLEWARE += ["audit.middleware.AuditMiddleware"]
 # Authentication, permissions and pagination are set on the admin API's own views (adminapi/base.py),
 # so other DRF views keep DRF's defaults.
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
