@@ -149,7 +149,10 @@ class ConfigStore:
                 version = current.version if current is not None else 0
             started = time.perf_counter()
             try:
-                data = await asyncio.to_thread(self.loader)
+                # Load, compile and serialise in one worker thread: at 100k partners compiling
+                # and json.dumps take hundreds of ms, which on the event loop would stall every
+                # request in flight (docs/benchmarks.md, "Snapshot reload").
+                snapshot, payload = await asyncio.to_thread(self._build, version)
             except Exception as exc:  # the database may be down: keep serving what we have
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error(
@@ -160,7 +163,6 @@ class ConfigStore:
                 if current is None:
                     return await self._load_stored()
                 return False
-            snapshot = Snapshot.compile(data, version)
             self._swap(snapshot)
             metrics.observe_snapshot(snapshot.version, snapshot.built_at, time.perf_counter() - started)
             self.last_error = ""
@@ -170,21 +172,31 @@ class ConfigStore:
                 len(snapshot.routes),
                 (time.perf_counter() - started) * 1000,
             )
-            await self._store(snapshot)
+            await self._store(snapshot.version, payload)
             return True
+
+    def _build(self, version: int) -> tuple[Snapshot, str | None]:
+        """Worker thread: the loader, the compile and the serialised copy kept in Redis."""
+        snapshot = Snapshot.compile(self.loader(), version)
+        try:
+            payload: str | None = json.dumps(snapshot.data, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            log.warning("snapshot %s cannot be kept in Redis: %s", version, exc)
+            payload = None
+        return snapshot, payload
 
     def _swap(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         for callback in self.on_swap:
             callback(snapshot)
 
-    async def _store(self, snapshot: Snapshot) -> None:
+    async def _store(self, version: int, payload: str | None) -> None:
+        if payload is None:
+            return
         try:
-            await self._store_script(
-                keys=[self.keys.config_snapshot], args=[snapshot.version, json.dumps(snapshot.data)]
-            )
-        except (RedisError, OSError, TypeError, ValueError) as exc:
-            log.warning("could not keep snapshot %s in Redis: %s", snapshot.version, exc)
+            await self._store_script(keys=[self.keys.config_snapshot], args=[version, payload])
+        except (RedisError, OSError) as exc:
+            log.warning("could not keep snapshot %s in Redis: %s", version, exc)
 
     async def _load_stored(self) -> bool:
         try:
@@ -195,7 +207,8 @@ class ConfigStore:
         if not stored:
             return False
         version = int(stored[b"version"])
-        snapshot = Snapshot.compile(json.loads(stored[b"data"]), version)
+        raw = stored[b"data"]
+        snapshot = await asyncio.to_thread(lambda: Snapshot.compile(json.loads(raw), version))
         self._swap(snapshot)
         metrics.observe_snapshot(snapshot.version, snapshot.built_at, None)
         log.warning("serving stored snapshot %s until the database answers", version)
