@@ -273,9 +273,17 @@ PORTAL_STAFF_EMAILS = env_list("PORTAL_STAFF_EMAILS", [])
 PORTAL_AUTO_APPROVE = env_bool("PORTAL_AUTO_APPROVE", False)
 PORTAL_VERIFY_MAX_AGE = env_int("PORTAL_VERIFY_MAX_AGE", 3 * 86_400, minimum=60)
 PORTAL_INVITATION_MAX_AGE = env_int("PORTAL_INVITATION_MAX_AGE", 7 * 86_400, minimum=60)
-# Failed sign-ins allowed per (email, client IP) within the lockout window (portal/throttle.py).
-PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
-PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Throttles (apigw/throttle.py, docs/security.md), counted in Redis across all instances, per
+# client IP as apigw/clientip.py resolves it. Failed sign-ins (portal and admin) per (account,
+# client IP) and per client IP across accounts, within the lockout window from the first failure:
+LOGIN_ATTEMPTS = env_int("LOGIN_ATTEMPTS", 5, minimum=1)
+LOGIN_ATTEMPTS_PER_IP = env_int("LOGIN_ATTEMPTS_PER_IP", 30, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Sign-ups, verification re-sends and password resets, each: per client IP (then 429) and mails
+# per address (then quietly none) within the window.
+PORTAL_MAIL_ACTIONS_PER_IP = env_int("PORTAL_MAIL_ACTIONS_PER_IP", 10, minimum=1)
+PORTAL_MAIL_ACTIONS_PER_ADDRESS = env_int("PORTAL_MAIL_ACTIONS_PER_ADDRESS", 3, minimum=1)
+PORTAL_MAIL_ACTIONS_WINDOW_SECONDS = env_int("PORTAL_MAIL_ACTIONS_WINDOW_SECONDS", 3600, minimum=1)
 # Empty: the strict default in portal/middleware.py.
 PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")
 
