@@ -1,13 +1,16 @@
 """``/metrics``: the Prometheus exposition of this instance, every worker process merged.
 
-Served by Django (a control prefix), so scrapes never touch the data plane. Only clients in
-METRICS_ALLOWED_NETWORKS may read it (default: loopback and private networks, where
-Prometheus scrapes instances directly; ``*`` allows everyone). Each scrape also checks Redis,
-so ``apigw_redis_up`` is current even on an idle instance.
+Served by Django (a control prefix), so scrapes never touch the data plane. Readable by clients
+in METRICS_ALLOWED_NETWORKS (default: loopback only; ``*`` allows everyone), the client address
+found by the platform's one rule (apigw/clientip.py), or by anyone sending
+``Authorization: Bearer <METRICS_BEARER_TOKEN>`` (Prometheus' ``authorization`` scrape option).
+Private networks are not allowed by default: behind a load balancer every client comes from one.
+Each scrape also checks Redis, so ``apigw_redis_up`` is current even on an idle instance.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 from functools import lru_cache
@@ -20,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from apigw import multiproc
+from apigw.clientip import client_ip
 from apigw.health import redis_check
 from proxy.gateway import metrics as gateway_metrics
 
@@ -57,8 +61,16 @@ def _registry() -> Collector:
     return registry
 
 
+def bearer_allowed(request: HttpRequest) -> bool:
+    expected = settings.METRICS_BEARER_TOKEN
+    if not expected:
+        return False
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not client_allowed(request.META.get("REMOTE_ADDR", "")):
+    if not (bearer_allowed(request) or client_allowed(client_ip(request))):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     gateway_metrics.set_redis_up(redis_check()[0]["ok"])
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))

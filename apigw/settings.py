@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "portal.middleware.ContentSecurityPolicyMiddleware",
+    "apigw.csp.ContentSecurityPolicyMiddleware",
     # Innermost, after authentication: changes made during a request are recorded as its user's.
     "audit.middleware.AuditMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -142,9 +142,27 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# -- HTTPS and sessions (docs/security.md) ---------------------------------------------------------
+# Secure by default once DEBUG is off; `manage.py check --deploy` passes with the production
+# environment docs/security.md lists.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Behind a TLS-terminating load balancer: believe its X-Forwarded-Proto (else SSL redirect loops).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO") else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Prometheus scrapes each instance directly over plain HTTP (/healthz and /readyz never reach
+# Django); the URLs here are without their leading slash.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 86_400, minimum=0)
+# Both are promises about every host of the domain, which this application cannot make alone.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Partners' portal sessions last two weeks (Django's default); staff sessions (admin, and the
+# admin API by session) are cut to this many seconds of inactivity at login (apigw/sessions.py).
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 86_400, minimum=60)
+STAFF_SESSION_SECONDS = env_int("STAFF_SESSION_SECONDS", 8 * 3600, minimum=60)
+# Every page Django serves (apigw/csp.py); empty: the strict default there.
+CONTENT_SECURITY_POLICY = env_str("CONTENT_SECURITY_POLICY")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", "console" if DEBUG else "json", ("json", "console"))
@@ -225,11 +243,10 @@ API_KEY_PEPPER = pepper_from_secret(env_str("API_KEY_PEPPER") or SECRET_KEY)
 # Worker processes share one metrics directory, so /metrics reports the totals of all workers.
 # Set before anything imports prometheus_client (django_prometheus, the gateway's metrics).
 PROMETHEUS_MULTIPROC_DIR = multiproc.configure()
-# Who may read /metrics: CIDRs, or "*" for everyone.
-METRICS_ALLOWED_NETWORKS = env_list(
-    "METRICS_ALLOWED_NETWORKS",
-    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
-)
+# Who may read /metrics: CIDRs (or "*" for everyone), or whoever sends this bearer token.
+# Loopback only by default: behind a load balancer a private address says nothing about the client.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")  # or METRICS_BEARER_TOKEN_FILE
 for _network in METRICS_ALLOWED_NETWORKS:
     if _network != "*":
         try:
@@ -284,8 +301,6 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 PORTAL_MAIL_ACTIONS_PER_IP = env_int("PORTAL_MAIL_ACTIONS_PER_IP", 10, minimum=1)
 PORTAL_MAIL_ACTIONS_PER_ADDRESS = env_int("PORTAL_MAIL_ACTIONS_PER_ADDRESS", 3, minimum=1)
 PORTAL_MAIL_ACTIONS_WINDOW_SECONDS = env_int("PORTAL_MAIL_ACTIONS_WINDOW_SECONDS", 3600, minimum=1)
-# Empty: the strict default in portal/middleware.py.
-PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")
 
 # -- Admin API, audit log, declarative configuration (docs/admin-api.md, docs/config.md) ---------
 # Authentication, permissions and pagination are set on the admin API's own views (adminapi/base.py),
