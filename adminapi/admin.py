@@ -13,6 +13,7 @@ from django.urls import URLPattern, path
 
 from adminapi import explain, services
 from adminapi.models import AdminToken, RequestTest
+from apigw import adminsecret
 
 
 @admin.register(AdminToken)
@@ -77,7 +78,7 @@ class AdminTokenAdmin(admin.ModelAdmin):
             token.user,
         )
         obj._state.adding = False
-        request._admin_token_secret = secret  # type: ignore[attr-defined]  # read by response_add only
+        adminsecret.remember(request, secret)
 
     def delete_model(self, request: HttpRequest, obj: AdminToken) -> None:
         services.admin_token_delete(token=obj, by=request.user)
@@ -87,19 +88,9 @@ class AdminTokenAdmin(admin.ModelAdmin):
             services.admin_token_delete(token=token, by=request.user)
 
     def response_add(self, request: HttpRequest, obj: AdminToken, post_url_continue: str | None = None) -> HttpResponse:
-        secret = getattr(request, "_admin_token_secret", None)
-        if secret is None:
-            return super().response_add(request, obj, post_url_continue)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Copy the token now",
-            "token": obj,
-            "secret": secret,
-        }
-        response = TemplateResponse(request, "admin/adminapi/admintoken_secret.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        usage = "Send it as Authorization: Bearer … to /api/admin/v1/. It acts with exactly this user's permissions."
+        page = adminsecret.response(self, request, obj, owner=obj.user.get_username(), usage=usage)
+        return page or super().response_add(request, obj, post_url_continue)
 
 
 class RequestTestForm(forms.Form):

@@ -82,3 +82,14 @@ def test_staff_sessions_are_short_and_partner_sessions_keep_the_default(settings
     response = partner.post("/portal/login/", {"username": "partner@example.com", "password": "pw-partner-123"})
     assert response.status_code == 302
     assert timedelta(seconds=partner.session.get_expiry_age()) == timedelta(seconds=settings.SESSION_COOKIE_AGE)
+
+
+def test_the_images_code_is_not_writable_by_its_runtime_user() -> None:
+    # No Docker daemon here (TOOLING.md): read the Dockerfile's instructions instead.
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    runtime = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
+    copies = [line for line in runtime if line.startswith("COPY ") and "--from=" not in line]
+    assert copies and not any("--chown" in line for line in copies)
+    user_at = next(i for i, line in enumerate(runtime) if line.startswith("USER "))
+    assert any("chmod -R a-w" in line for line in runtime[:user_at])
+    assert runtime[user_at].split()[1].split(":")[0] not in ("0", "root")
