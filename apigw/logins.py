@@ -32,7 +32,7 @@ class ThrottledLoginMixin(forms.Form):
             self.throttled = True
             raise forms.ValidationError(THROTTLED_MESSAGE, code="throttled")
         try:
-            cleaned: dict[str, Any] = super().clean()
+            cleaned = super().clean() or {}
         except forms.ValidationError:
             if account:
                 throttle.login_failed(account, ip)
