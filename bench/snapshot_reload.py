@@ -6,7 +6,8 @@ pending sign-ups, then measures, one after the other:
 - ``build_snapshot()`` (the ORM reads, in the gateway's worker thread),
 - ``Snapshot.compile`` and ``json.dumps`` of the result,
 - the longest event-loop stall during ``ConfigStore.refresh`` (a 1 ms ticker runs beside it),
-  with compile and serialisation on the loop (how it was) and in the worker thread (how it is).
+  with compile and serialisation on the loop (how it was) and in the worker thread (how it is),
+  and, for scale, the longest stall of the same ticker over an idle second.
 
     python -m bench.snapshot_reload [--partners 100000] [--signups 100000] [--json]
 
@@ -99,6 +100,8 @@ async def _reload(partners: int, signups: int) -> dict[str, Any]:
     keys = RedisKeys(settings.REDIS_PREFIX)
     store = ConfigStore(config, build_snapshot, client, keys)
     result: dict[str, Any] = {"partners": partners, "pending_signups": signups}
+    # What the ticker sees with nothing to do: the machine's own scheduling noise.
+    _, result["idle_loop_stall_ms"] = await _max_stall(lambda: asyncio.sleep(1.0))
     try:
         started = time.perf_counter()
         data = await asyncio.to_thread(build_snapshot)
