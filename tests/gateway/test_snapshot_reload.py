@@ -83,3 +83,41 @@ def test_a_reload_of_a_large_snapshot_does_not_stall_the_loop() -> None:
     # The reload itself takes far longer than this on any machine (≈1 s here); on the loop it
     # stalled for nearly all of it.
     assert stall < min(0.15, took / 3), (took, stall)
+
+
+def test_the_copy_in_redis_is_sent_once_per_version_and_serves_a_start_without_database() -> None:
+    data = many_partners(10)
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        keys = RedisKeys(f"{settings.REDIS_PREFIX}copy-{uuid.uuid4().hex[:6]}:")
+        await client.set(keys.config_version, 7)
+        uploads: list[int] = []
+        try:
+            stores = [ConfigStore(GatewayConfig(), lambda: data, client, keys) for _ in range(2)]
+            for store in stores:
+                script = store._store_script
+
+                async def counting(*args: Any, _script: Any = script, **kwargs: Any) -> Any:
+                    uploads.append(1)
+                    return await _script(*args, **kwargs)
+
+                store._store_script = counting  # type: ignore[assignment]
+            assert await stores[0].refresh()
+            assert await stores[1].refresh()  # the second instance finds version 7 stored already
+            assert len(uploads) == 1
+            assert await stores[1].refresh(force=True)  # a full reload may carry unbumped changes
+            assert len(uploads) == 2
+
+            def database_down() -> dict[str, Any]:
+                raise OSError("database unreachable")
+
+            starting = ConfigStore(GatewayConfig(), database_down, client, keys)
+            assert await starting.refresh(force=True)
+            assert starting.snapshot is not None and starting.snapshot.version == 7
+            assert len(starting.snapshot.auth.partners) == 10
+        finally:
+            await client.delete(keys.config_snapshot, keys.config_version)
+            await client.aclose()
+
+    asyncio.run(scenario())
