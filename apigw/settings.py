@@ -150,9 +150,10 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 # Behind a TLS-terminating load balancer: believe its X-Forwarded-Proto (else SSL redirect loops).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO") else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-# Prometheus scrapes each instance directly over plain HTTP (/healthz and /readyz never reach
-# Django); the URLs here are without their leading slash.
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# Orchestrator probes and Prometheus reach each instance directly over plain HTTP: a redirect to
+# HTTPS would fail them (the Dockerfile's HEALTHCHECK follows it to a port without TLS). Paths
+# without their leading slash.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 86_400, minimum=0)
 # Both are promises about every host of the domain, which this application cannot make alone.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)

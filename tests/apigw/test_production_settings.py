@@ -93,3 +93,12 @@ def test_the_images_code_is_not_writable_by_its_runtime_user() -> None:
     user_at = next(i for i, line in enumerate(runtime) if line.startswith("USER "))
     assert any("chmod -R a-w" in line for line in runtime[:user_at])
     assert runtime[user_at].split()[1].split(":")[0] not in ("0", "root")
+
+
+@pytest.mark.django_db
+def test_with_ssl_redirect_the_probes_and_metrics_still_answer_over_plain_http(settings: Any) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()  # built after the change: the middleware reads the setting once
+    assert client.get("/portal/").status_code == 301
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(path, REMOTE_ADDR="127.0.0.1").status_code in (200, 503), path
