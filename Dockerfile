@@ -16,8 +16,13 @@ RUN groupadd --system --gid 10001 apigw && useradd --system --uid 10001 --gid ap
 WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/* && rm -rf /wheels
-COPY --chown=apigw:apigw . .
-RUN DEBUG=true python manage.py collectstatic --noinput --verbosity 0
+# Code and collected static files belong to root: the runtime user can read them, not change them,
+# so a compromised process cannot plant code that survives into the next request or restart.
+# Nothing at runtime writes under /app (the metrics directory is in /tmp, see apigw/multiproc.py;
+# the SQLite default would: containers set DATABASE_URL).
+COPY . .
+RUN DEBUG=true python manage.py collectstatic --noinput --verbosity 0 \
+    && chmod -R a-w,a+rX /app
 USER 10001:10001
 EXPOSE 8000
 # /healthz is answered before host validation (apigw/probes.py): 127.0.0.1 need not be in ALLOWED_HOSTS.

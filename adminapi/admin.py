@@ -5,24 +5,56 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from adminapi import explain, services
 from adminapi.models import AdminToken, RequestTest
+from apigw import adminsecret
 
 
 @admin.register(AdminToken)
 class AdminTokenAdmin(admin.ModelAdmin):
+    """A token acts with its user's permissions: a staff user sees, creates and deletes only
+    their own (else holding ``add_admintoken`` would make anyone a superuser); superusers
+    manage everybody's. The secret is shown once, in the response to the POST that created it,
+    never through ``messages`` (whose cookie is signed, not encrypted)."""
+
     list_display = ("prefix", "name", "user", "created", "last_used_at", "expires_at")
     list_filter = ("user",)
     search_fields = ("prefix", "name", "user__username")
     readonly_fields = ("prefix", "last_used_at", "created")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AdminToken]:
+        tokens = super().get_queryset(request)
+        return tokens if request.user.is_superuser else tokens.filter(user_id=request.user.pk)
+
+    def _owns(self, request: HttpRequest, obj: AdminToken | None) -> bool:
+        return obj is None or services.admin_token_may_act_for(by=request.user, user=obj.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and self._owns(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._owns(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._owns(request, obj)
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return self.list_filter if request.user.is_superuser else ()
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Not a choice for a staff user: their tokens are theirs.
+        return None if request.user.is_superuser else ("user",)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return (*self.readonly_fields, "user") if obj is not None else self.readonly_fields
+        if obj is not None and request.user.is_superuser:
+            return (*self.readonly_fields, "user")
+        return self.readonly_fields
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "user":
@@ -33,13 +65,32 @@ class AdminTokenAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
+        owner = obj.user if request.user.is_superuser else request.user
         # Through the service, so the secret is generated, hashed and shown once.
-        token, secret = services.admin_token_create(user=obj.user, name=obj.name, expires_at=obj.expires_at)
-        obj.pk, obj.prefix, obj.hashed, obj.created = token.pk, token.prefix, token.hashed, token.created
-        obj._state.adding = False
-        self.message_user(
-            request, f"Token {token.prefix} created. Copy it now, it is not shown again: {secret}", messages.WARNING
+        token, secret = services.admin_token_create(
+            user=owner, name=obj.name, expires_at=obj.expires_at, by=request.user
         )
+        obj.pk, obj.prefix, obj.hashed, obj.created, obj.user = (
+            token.pk,
+            token.prefix,
+            token.hashed,
+            token.created,
+            token.user,
+        )
+        obj._state.adding = False
+        adminsecret.remember(request, secret)
+
+    def delete_model(self, request: HttpRequest, obj: AdminToken) -> None:
+        services.admin_token_delete(token=obj, by=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AdminToken]) -> None:
+        for token in queryset:  # get_queryset already narrowed it to the user's own
+            services.admin_token_delete(token=token, by=request.user)
+
+    def response_add(self, request: HttpRequest, obj: AdminToken, post_url_continue: str | None = None) -> HttpResponse:
+        usage = "Send it as Authorization: Bearer … to /api/admin/v1/. It acts with exactly this user's permissions."
+        page = adminsecret.response(self, request, obj, owner=obj.user.get_username(), usage=usage)
+        return page or super().response_add(request, obj, post_url_continue)
 
 
 class RequestTestForm(forms.Form):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,9 +18,20 @@ from adminapi.models import AdminToken
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
+def admin_token_may_act_for(*, by: Any, user: Any) -> bool:
+    """A token acts with its user's permissions, so minting one for somebody else is acting as
+    them: only superusers may (they can do everything anyway)."""
+    return bool(by.is_active and (by.is_superuser or by.pk == user.pk))
+
+
 @transaction.atomic
-def admin_token_create(*, user: Any, name: str, expires_at: datetime | None = None) -> tuple[AdminToken, str]:
-    """Create a token for a staff user; returns it with its secret, which is not stored."""
+def admin_token_create(
+    *, user: Any, name: str, expires_at: datetime | None = None, by: Any = None
+) -> tuple[AdminToken, str]:
+    """Create a token for a staff user; returns it with its secret, which is not stored.
+    ``by``: the staff user asking (None: the shell, which has the database anyway)."""
+    if by is not None and not admin_token_may_act_for(by=by, user=user):
+        raise PermissionDenied("Only a superuser may create a token for another user.")
     while True:
         secret, prefix = tokens.generate()
         if not AdminToken.objects.filter(prefix=prefix).exists():
@@ -42,3 +54,10 @@ def admin_token_touch(*, token: AdminToken) -> None:
         # update(): no signal, so no audit entry for mere use.
         AdminToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+
+
+@transaction.atomic
+def admin_token_delete(*, token: AdminToken, by: Any = None) -> None:
+    if by is not None and not admin_token_may_act_for(by=by, user=token.user):
+        raise PermissionDenied("Only a superuser may delete another user's token.")
+    token.delete()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from adminapi import config, explain, usage, views
@@ -49,8 +49,12 @@ urlpatterns = [
     ),
     path(
         "docs/",
-        SpectacularSwaggerView.as_view(
-            url_name="adminapi:schema", authentication_classes=AUTHENTICATION, permission_classes=[IsStaff]
+        # The split view serves its start script from a URL, not inline: the CSP allows 'self' only.
+        SpectacularSwaggerSplitView.as_view(
+            url_name="adminapi:schema",
+            template_name="adminapi/swagger_ui.html",
+            authentication_classes=AUTHENTICATION,
+            permission_classes=[IsStaff],
         ),
         name="docs",
     ),

@@ -8,4 +8,5 @@ class ApigwConfig(AppConfig):
     verbose_name = "API gateway"
 
     def ready(self) -> None:
-        from apigw import checks  # noqa: F401  (registers the system checks)
+        # Imported for their side effects: the system checks register, the session signal connects.
+        from apigw import checks, sessions  # noqa: F401

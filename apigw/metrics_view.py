@@ -1,14 +1,18 @@
 """``/metrics``: the Prometheus exposition of this instance, every worker process merged.
 
-Answered before Django's host validation (apigw/probes.py), because Prometheus scrapes pods by
-IP address, which no ``ALLOWED_HOSTS`` lists; the Django view stays for the test client. Only clients in
-METRICS_ALLOWED_NETWORKS may read it (default: loopback and private networks, where
-Prometheus scrapes instances directly; ``*`` allows everyone). Each scrape also checks Redis,
-so ``apigw_redis_up`` is current even on an idle instance.
+Answered before Django's host validation (apigw/probes.py), because Prometheus scrapes pods by IP
+address, which no ``ALLOWED_HOSTS`` lists; the Django view stays for the test client and gives the
+same answers (``access_allowed``, ``exposition``). Readable by clients
+in METRICS_ALLOWED_NETWORKS (default: loopback only; ``*`` allows everyone), the client address
+found by the platform's one rule (apigw/clientip.py), or by anyone sending
+``Authorization: Bearer <METRICS_BEARER_TOKEN>`` (Prometheus' ``authorization`` scrape option).
+Private networks are not allowed by default: behind a load balancer every client comes from one.
+Each scrape also checks Redis, so ``apigw_redis_up`` is current even on an idle instance.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 from functools import lru_cache
@@ -21,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from apigw import multiproc
+from apigw.clientip import resolve_client
 from apigw.health import redis_check
 from proxy.gateway import metrics as gateway_metrics
 
@@ -58,6 +63,19 @@ def _registry() -> Collector:
     return registry
 
 
+def bearer_allowed(authorization: str) -> bool:
+    expected = settings.METRICS_BEARER_TOKEN
+    if not expected:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def access_allowed(peer: str, forwarded_for: str | None, authorization: str) -> bool:
+    """The bearer token, or a client address (by the platform's one rule) in the allowed networks."""
+    return bearer_allowed(authorization) or client_allowed(resolve_client(peer, forwarded_for))
+
+
 def exposition(accept: str) -> tuple[bytes, str]:
     """The scrape body and its content type. Blocking (checks Redis for apigw_redis_up)."""
     gateway_metrics.set_redis_up(redis_check()[0]["ok"])
@@ -66,7 +84,8 @@ def exposition(accept: str) -> tuple[bytes, str]:
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not client_allowed(request.META.get("REMOTE_ADDR", "")):
+    peer = str(request.META.get("REMOTE_ADDR") or "")
+    if not access_allowed(peer, request.META.get("HTTP_X_FORWARDED_FOR"), request.headers.get("authorization", "")):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     body, content_type = exposition(request.headers.get("accept", ""))
     return HttpResponse(body, content_type=content_type)

@@ -37,10 +37,15 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _answer(send, status, _JSON, json.dumps(body).encode(), method)
     else:
         client = scope.get("client")
-        if not metrics_view.client_allowed(client[0] if client else ""):
+        headers: dict[bytes, str] = {}
+        for name, value in scope["headers"]:  # repeated ones joined, as Django joins them
+            text = value.decode("latin-1")
+            headers[name] = f"{headers[name]},{text}" if name in headers else text
+        peer = client[0] if client else ""
+        if not metrics_view.access_allowed(peer, headers.get(b"x-forwarded-for"), headers.get(b"authorization", "")):
             await _answer(send, 403, b"text/plain", b"Forbidden\n", method)
             return
-        accept = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"accept"), "")
+        accept = headers.get(b"accept", "")
         data, content_type = await sync_to_async(metrics_view.exposition)(accept)
         await _answer(send, 200, content_type.encode(), data, method)
 

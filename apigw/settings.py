@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from apigw import multiproc
 from apigw.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 from proxy.gateway.apikeys import pepper_from_secret
+from proxy.gateway.config import GatewayConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local state of `make run` (generated admin password, demo key); git-ignored.
@@ -28,6 +29,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# The one list of apps and the one list of middleware (tests/settings.py adds nothing to either).
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -41,9 +43,17 @@ INSTALLED_APPS = [
     "apigw",
     "proxy",
     "portal",
+    # Request/response metrics of the Django side; the gateway path never enters Django.
+    "django_prometheus",
+    "drf_spectacular_sidecar",  # Swagger UI served from /static/, no CDN
+    "django_filters",
+    "drf_spectacular",
+    "audit",
+    "adminapi",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # outermost: times everything
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -52,6 +62,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apigw.csp.ContentSecurityPolicyMiddleware",
+    # Innermost, after authentication: changes made during a request are recorded as its user's.
+    "audit.middleware.AuditMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "apigw.urls"
@@ -67,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.member",
             ],
         },
     },
@@ -127,9 +142,28 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# -- HTTPS and sessions (docs/security.md) ---------------------------------------------------------
+# Secure by default once DEBUG is off; `manage.py check --deploy` passes with the production
+# environment docs/security.md lists.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Behind a TLS-terminating load balancer: believe its X-Forwarded-Proto (else SSL redirect loops).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO") else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Orchestrator probes and Prometheus reach each instance directly over plain HTTP: a redirect to
+# HTTPS would fail them (the Dockerfile's HEALTHCHECK follows it to a port without TLS). Paths
+# without their leading slash.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 86_400, minimum=0)
+# Both are promises about every host of the domain, which this application cannot make alone.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Partners' portal sessions last two weeks (Django's default); staff sessions (admin, and the
+# admin API by session) are cut to this many seconds of inactivity at login (apigw/sessions.py).
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 86_400, minimum=60)
+STAFF_SESSION_SECONDS = env_int("STAFF_SESSION_SECONDS", 8 * 3600, minimum=60)
+# Every page Django serves (apigw/csp.py); empty: the strict default there.
+CONTENT_SECURITY_POLICY = env_str("CONTENT_SECURITY_POLICY")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", "console" if DEBUG else "json", ("json", "console"))
@@ -167,40 +201,41 @@ LOGGING = {
 }
 
 # The data plane's own settings; proxy/gateway/config.py turns them into a frozen dataclass.
+# Its field defaults are the only defaults: tests and benchmarks that build a GatewayConfig
+# directly get the same values as a deployment that sets nothing.
+_GW = GatewayConfig()
 GATEWAY: dict[str, Any] = {
     # Paths Django answers; everything else is proxied traffic.
-    "CONTROL_PREFIXES": env_list(
-        "GATEWAY_CONTROL_PREFIXES",
-        ["/admin/", "/portal/", "/api/admin/", "/healthz", "/readyz", "/metrics", "/static/"],
-    ),
-    "MAX_BODY_BYTES": env_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=0),
-    "CONNECT_TIMEOUT": env_float("GATEWAY_CONNECT_TIMEOUT", 5.0, minimum=0.001),
-    "READ_TIMEOUT": env_float("GATEWAY_READ_TIMEOUT", 60.0, minimum=0.001),
-    "CONFIG_POLL_SECONDS": env_float("GATEWAY_CONFIG_POLL_SECONDS", 2.0, minimum=0.05),
-    "CONFIG_REFRESH_SECONDS": env_float("GATEWAY_CONFIG_REFRESH_SECONDS", 60.0, minimum=1.0),
-    "UPSTREAM_POOL_SIZE": env_int("GATEWAY_UPSTREAM_POOL_SIZE", 256, minimum=1),
-    "VIA": env_str("GATEWAY_VIA", "apigw"),
+    "CONTROL_PREFIXES": env_list("GATEWAY_CONTROL_PREFIXES", list(_GW.control_prefixes)),
+    "MAX_BODY_BYTES": env_int("GATEWAY_MAX_BODY_BYTES", _GW.max_body_bytes, minimum=0),
+    "CONNECT_TIMEOUT": env_float("GATEWAY_CONNECT_TIMEOUT", _GW.connect_timeout, minimum=0.001),
+    "READ_TIMEOUT": env_float("GATEWAY_READ_TIMEOUT", _GW.read_timeout, minimum=0.001),
+    "CONFIG_POLL_SECONDS": env_float("GATEWAY_CONFIG_POLL_SECONDS", _GW.config_poll_seconds, minimum=0.05),
+    "CONFIG_REFRESH_SECONDS": env_float("GATEWAY_CONFIG_REFRESH_SECONDS", _GW.config_refresh_seconds, minimum=1.0),
+    "UPSTREAM_POOL_SIZE": env_int("GATEWAY_UPSTREAM_POOL_SIZE", _GW.upstream_pool_size, minimum=1),
+    "VIA": env_str("GATEWAY_VIA", _GW.via),
     # Redis unreachable: "local" admits by an in-process limiter (and logs it), "deny" answers 503.
-    "LIMITER_POLICY": env_choice("RATELIMIT_FAILURE_POLICY", "local", ("local", "deny")),
-    "USAGE_FLUSH_SECONDS": env_float("USAGE_FLUSH_SECONDS", 5.0, minimum=0.1),
+    "LIMITER_POLICY": env_choice("RATELIMIT_FAILURE_POLICY", _GW.limiter_policy, ("local", "deny")),
+    "USAGE_FLUSH_SECONDS": env_float("USAGE_FLUSH_SECONDS", _GW.usage_flush_seconds, minimum=0.1),
     # WebSockets: closed (1001) after this long without a message either way, or this long open.
-    "WS_IDLE_TIMEOUT": env_float("GATEWAY_WS_IDLE_TIMEOUT", 300.0, minimum=0.1),
-    "WS_MAX_LIFETIME": env_float("GATEWAY_WS_MAX_LIFETIME", 86_400.0, minimum=0.1),
-    "WS_PING_INTERVAL": env_float("GATEWAY_WS_PING_INTERVAL", 20.0, minimum=1.0),
+    "WS_IDLE_TIMEOUT": env_float("GATEWAY_WS_IDLE_TIMEOUT", _GW.ws_idle_timeout, minimum=0.1),
+    "WS_MAX_LIFETIME": env_float("GATEWAY_WS_MAX_LIFETIME", _GW.ws_max_lifetime, minimum=0.1),
+    "WS_PING_INTERVAL": env_float("GATEWAY_WS_PING_INTERVAL", _GW.ws_ping_interval, minimum=1.0),
     # Load balancers / proxies in front of the gateway whose X-Forwarded-For is believed (CIDRs).
     # Empty: the TCP peer is the client, whatever X-Forwarded-For says (it cannot be spoofed).
-    "TRUSTED_PROXIES": env_list("GATEWAY_TRUSTED_PROXIES", []),
+    # The control plane (portal, admin login throttles) uses the same rule: apigw/clientip.py.
+    "TRUSTED_PROXIES": env_list("GATEWAY_TRUSTED_PROXIES", list(_GW.trusted_proxies)),
     # Idempotent requests with a body up to this size are buffered so they can be retried.
-    "RETRY_BUFFER_BYTES": env_int("GATEWAY_RETRY_BUFFER_BYTES", 64 * 1024, minimum=0),
+    "RETRY_BUFFER_BYTES": env_int("GATEWAY_RETRY_BUFFER_BYTES", _GW.retry_buffer_bytes, minimum=0),
     # Shared circuit-breaker states are re-read from Redis this often (pub/sub is the fast path).
-    "HEALTH_POLL_SECONDS": env_float("GATEWAY_HEALTH_POLL_SECONDS", 1.0, minimum=0.05),
+    "HEALTH_POLL_SECONDS": env_float("GATEWAY_HEALTH_POLL_SECONDS", _GW.health_poll_seconds, minimum=0.05),
     # A request body that stalls this long between chunks, or takes longer than the upload
     # deadline in all, is cut (408): a slow client must not hold a pooled upstream connection.
-    "BODY_IDLE_TIMEOUT": env_float("GATEWAY_BODY_IDLE_TIMEOUT", 30.0, minimum=0.01),
-    "UPLOAD_TIMEOUT": env_float("GATEWAY_UPLOAD_TIMEOUT", 300.0, minimum=0.01),
-    # A request waits at most this long for one of an upstream's GATEWAY_UPSTREAM_POOL_SIZE slots,
+    "BODY_IDLE_TIMEOUT": env_float("GATEWAY_BODY_IDLE_TIMEOUT", _GW.body_idle_timeout, minimum=0.01),
+    "UPLOAD_TIMEOUT": env_float("GATEWAY_UPLOAD_TIMEOUT", _GW.upload_timeout, minimum=0.01),
+    # A request waits at most this long for one of an upstream's slots (pool size x targets),
     # then gets a fast 503 instead of piling up.
-    "UPSTREAM_QUEUE_TIMEOUT": env_float("GATEWAY_UPSTREAM_QUEUE_TIMEOUT", 1.0, minimum=0.001),
+    "UPSTREAM_QUEUE_TIMEOUT": env_float("GATEWAY_UPSTREAM_QUEUE_TIMEOUT", _GW.upstream_queue_timeout, minimum=0.001),
 }
 for _network in GATEWAY["TRUSTED_PROXIES"]:
     try:
@@ -222,11 +257,10 @@ API_KEY_PEPPER = pepper_from_secret(env_str("API_KEY_PEPPER") or SECRET_KEY)
 # Worker processes share one metrics directory, so /metrics reports the totals of all workers.
 # Set before anything imports prometheus_client (django_prometheus, the gateway's metrics).
 PROMETHEUS_MULTIPROC_DIR = multiproc.configure()
-# Who may read /metrics: CIDRs, or "*" for everyone.
-METRICS_ALLOWED_NETWORKS = env_list(
-    "METRICS_ALLOWED_NETWORKS",
-    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
-)
+# Who may read /metrics: CIDRs (or "*" for everyone), or whoever sends this bearer token.
+# Loopback only by default: behind a load balancer a private address says nothing about the client.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")  # or METRICS_BEARER_TOKEN_FILE
 for _network in METRICS_ALLOWED_NETWORKS:
     if _network != "*":
         try:
@@ -240,19 +274,8 @@ METRICS_PARTNER_LABELS_MAX = env_int("METRICS_PARTNER_LABELS_MAX", 100, minimum=
 # With the database down, /readyz stays ready while the snapshot is the current version or
 # younger than this (seconds); 0: as long as there is a snapshot.
 READYZ_SNAPSHOT_MAX_AGE = env_float("READYZ_SNAPSHOT_MAX_AGE", 3600.0, minimum=0)
-# django-prometheus: request/response metrics of the Django side (admin, portal, admin API).
-# The gateway path never enters Django, so it pays nothing for these.
-INSTALLED_APPS.append("django_prometheus")
-MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    *MIDDLEWARE,
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
-]
 
 # -- Developer portal (portal/, docs/portal.md) ---------------------------------------------------
-INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI served from /static/, no CDN
-MIDDLEWARE += ["portal.middleware.ContentSecurityPolicyMiddleware"]
-TEMPLATES[0]["OPTIONS"]["context_processors"].append("portal.context_processors.member")  # type: ignore[index]
 STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
@@ -281,11 +304,17 @@ PORTAL_STAFF_EMAILS = env_list("PORTAL_STAFF_EMAILS", [])
 PORTAL_AUTO_APPROVE = env_bool("PORTAL_AUTO_APPROVE", False)
 PORTAL_VERIFY_MAX_AGE = env_int("PORTAL_VERIFY_MAX_AGE", 3 * 86_400, minimum=60)
 PORTAL_INVITATION_MAX_AGE = env_int("PORTAL_INVITATION_MAX_AGE", 7 * 86_400, minimum=60)
-# Failed sign-ins allowed per (email, client IP) within the lockout window (portal/throttle.py).
-PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
-PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
-# Empty: the strict default in portal/middleware.py.
-PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")
+# Throttles (apigw/throttle.py, docs/security.md), counted in Redis across all instances, per
+# client IP as apigw/clientip.py resolves it. Failed sign-ins (portal and admin) per (account,
+# client IP) and per client IP across accounts, within the lockout window from the first failure:
+LOGIN_ATTEMPTS = env_int("LOGIN_ATTEMPTS", 5, minimum=1)
+LOGIN_ATTEMPTS_PER_IP = env_int("LOGIN_ATTEMPTS_PER_IP", 30, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Sign-ups, verification re-sends and password resets, each: per client IP (then 429) and mails
+# per address (then quietly none) within the window.
+PORTAL_MAIL_ACTIONS_PER_IP = env_int("PORTAL_MAIL_ACTIONS_PER_IP", 10, minimum=1)
+PORTAL_MAIL_ACTIONS_PER_ADDRESS = env_int("PORTAL_MAIL_ACTIONS_PER_ADDRESS", 3, minimum=1)
+PORTAL_MAIL_ACTIONS_WINDOW_SECONDS = env_int("PORTAL_MAIL_ACTIONS_WINDOW_SECONDS", 3600, minimum=1)
 # The gateway's address as partners call it, e.g. https://api.example.com (docs/portal.md). Empty:
 # the address the portal itself was reached at, right wherever the one process serves both (make run).
 GATEWAY_PUBLIC_URL = env_str("GATEWAY_PUBLIC_URL").strip().rstrip("/")
@@ -295,9 +324,6 @@ if GATEWAY_PUBLIC_URL and (
     raise ImproperlyConfigured(f"GATEWAY_PUBLIC_URL must be an http(s) URL without query, got {GATEWAY_PUBLIC_URL!r}")
 
 # -- Admin API, audit log, declarative configuration (docs/admin-api.md, docs/config.md) ---------
-INSTALLED_APPS += ["django_filters", "drf_spectacular", "audit", "adminapi"]
-# Innermost, after authentication: changes made during a request are recorded as its user's.
-MIDDLEWARE += ["audit.middleware.AuditMiddleware"]
 # Authentication, permissions and pagination are set on the admin API's own views (adminapi/base.py),
 # so other DRF views keep DRF's defaults.
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -22,6 +22,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from apigw.clientip import client_ip
+
 
 @dataclass
 class Actor:
@@ -46,9 +48,11 @@ class Actor:
         return self.label
 
     def remote_addr(self) -> str | None:
+        """The client, by the platform's one rule (behind a trusted balancer: not the balancer)."""
         if self.request is None:
             return None
-        return self.request.META.get("REMOTE_ADDR") or None
+        address = client_ip(self.request)
+        return None if address == "unknown" else address
 
 
 _current: ContextVar[Actor | None] = ContextVar("audit_actor", default=None)

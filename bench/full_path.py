@@ -107,6 +107,7 @@ def _create_fixture(upstream_url: str) -> str:
         "bench",
         "--products",
         "bench",
+        "--create-partner",
         stdout=out,
     )
     return out.getvalue().strip().splitlines()[-1].strip()

@@ -49,6 +49,25 @@ def verification(request: HttpRequest, membership: PartnerMembership) -> int:
     return _send("verify", [membership.user.email], {"membership": membership, "link": link})
 
 
+def signup_existing(request: HttpRequest, email: str) -> int:
+    """A sign-up with an address that has an account: the page answers as for a new one, the mail
+    says which (a new verification link if the account was never confirmed)."""
+    membership = (
+        PartnerMembership.objects.select_related("user")
+        .filter(user__email__iexact=email, email_verified_at__isnull=True)
+        .first()
+    )
+    context: dict[str, Any] = {
+        "unverified": membership is not None,
+        "login_link": request.build_absolute_uri(reverse("portal:login")),
+        "reset_link": request.build_absolute_uri(reverse("portal:password-reset")),
+    }
+    if membership is not None:
+        token = tokens.verification_token(membership.user.pk, membership.user.email)
+        context["verify_link"] = request.build_absolute_uri(reverse("portal:verify", args=[token]))
+    return _send("signup_existing", [email], context)
+
+
 def staff_new_partner(request: HttpRequest, partner: Partner) -> int:
     link = request.build_absolute_uri(reverse("admin:proxy_partner_change", args=[partner.pk]))
     return _send("staff_new_partner", staff_recipients(), {"partner": partner, "link": link})

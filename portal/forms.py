@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.utils import timezone
 
-from portal import throttle
+from apigw.logins import ThrottledLoginMixin
 from portal.models import ROLE_CHOICES
 from proxy.models import ApiKey, ApiProduct, Plan
 
@@ -89,16 +89,14 @@ class ResendVerificationForm(forms.Form):
     email = forms.EmailField(label="Email", max_length=150, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form, throttled per (email, client IP); see portal/throttle.py."""
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    """Django's login form, throttled per (email, client IP) and per client IP (apigw/throttle.py)."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "Enter a correct email address and password. A new account works once its email "
         "address is verified.",
-        "throttled": "Too many failed sign-ins. Wait a few minutes, or reset your password.",
     }
-    throttled = False
 
     def __init__(self, request: HttpRequest | None = None, *args: Any, **kwargs: Any) -> None:
         super().__init__(request, *args, **kwargs)
@@ -106,20 +104,8 @@ class LoginForm(AuthenticationForm):
         self.fields["username"].widget.attrs["autocomplete"] = "email"
 
     def clean(self) -> dict[str, Any]:
-        username = (self.cleaned_data.get("username") or "").strip().lower()
-        self.cleaned_data["username"] = username
-        ip = throttle.client_ip(self.request) if self.request is not None else "unknown"
-        if username and throttle.is_locked(username, ip):
-            self.throttled = True
-            raise forms.ValidationError(self.error_messages["throttled"], code="throttled")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            if username:
-                throttle.record_failure(username, ip)
-            raise
-        throttle.reset(username, ip)
-        return cleaned
+        self.cleaned_data["username"] = (self.cleaned_data.get("username") or "").strip().lower()
+        return super().clean()
 
 
 class OrganisationForm(forms.Form):

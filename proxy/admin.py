@@ -5,8 +5,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import JSONField, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
+from apigw import adminsecret
 from proxy import jsonshapes, services
 from proxy.models import (
     ApiKey,
@@ -241,9 +242,12 @@ class ApiKeyAdmin(ConfigAdmin):
         key, secret = services.api_key_create(partner=obj.partner, name=obj.name, expires_at=obj.expires_at)
         obj.pk, obj.prefix, obj.hashed = key.pk, key.prefix, key.hashed
         obj._state.adding = False
-        self.message_user(
-            request, f"Key {key.prefix} created. Copy the secret now, it is not shown again: {secret}", messages.WARNING
-        )
+        adminsecret.remember(request, secret)  # shown by response_add, never through messages
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+        usage = "The partner sends it as the X-API-Key header (or as the route allows)."
+        page = adminsecret.response(self, request, obj, owner=str(obj.partner), usage=usage)
+        return page or super().response_add(request, obj, post_url_continue)
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

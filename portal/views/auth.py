@@ -6,37 +6,59 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.hashers import make_password
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from apigw import throttle
+from apigw.clientip import client_ip
 from portal import emails, services, tokens
 from portal.errors import PortalError
 from portal.forms import LoginForm, ResendVerificationForm, SignupForm
 from portal.models import PartnerMembership
 
+TOO_MANY = "Too many requests from your network. Try again in an hour."
+
+
+def _too_many(request: HttpRequest, template: str, form: Any) -> HttpResponse:
+    form.add_error(None, TOO_MANY)
+    return render(request, template, {"form": form}, status=429)
+
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """The answer is the same whether the address has an account or not (the page must not tell
+    which addresses are customers'); the mail tells its owner which."""
     if request.user.is_authenticated:
         return redirect("portal:home")
     form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
+        if not throttle.mail_action_allowed_from("signup", client_ip(request)):
+            return _too_many(request, "portal/auth/signup.html", form)
         data = form.cleaned_data
-        try:
-            membership = services.signup(
-                organisation=data["organisation"],
-                contact_name=data["contact_name"],
-                email=data["email"],
-                password=data["password1"],
-            )
-        except PortalError as exc:
-            form.add_error("email", str(exc))
+        email = services.normalise_email(data["email"])
+        membership = None
+        if not services.email_taken(email):
+            try:
+                membership = services.signup(
+                    organisation=data["organisation"],
+                    contact_name=data["contact_name"],
+                    email=email,
+                    password=data["password1"],
+                )
+            except PortalError:  # taken by a concurrent sign-up: answer as for any existing address
+                membership = None
         else:
-            emails.verification(request, membership)
-            return redirect("portal:signup-done")
+            make_password(data["password1"])  # about as long as creating the account: no timing tell
+        if throttle.mail_allowed_to("signup", email):
+            if membership is not None:
+                emails.verification(request, membership)
+            else:
+                emails.signup_existing(request, email)
+        return redirect("portal:signup-done")
     return render(request, "portal/auth/signup.html", {"form": form})
 
 
@@ -68,13 +90,15 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
 def resend_verification(request: HttpRequest) -> HttpResponse:
     form = ResendVerificationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
+        if not throttle.mail_action_allowed_from("resend", client_ip(request)):
+            return _too_many(request, "portal/auth/resend.html", form)
         email = services.normalise_email(form.cleaned_data["email"])
         membership = (
             PartnerMembership.objects.select_related("user", "partner")
             .filter(user__email__iexact=email, email_verified_at__isnull=True)
             .first()
         )
-        if membership is not None:
+        if membership is not None and throttle.mail_allowed_to("resend", email):
             emails.verification(request, membership)
         # The same answer either way: the page must not tell which addresses have accounts.
         messages.success(request, "If that address has an unverified account, a new link is on its way.")
@@ -99,6 +123,13 @@ class PasswordResetView(auth_views.PasswordResetView):
     email_template_name = "portal/email/password_reset.txt"
     subject_template_name = "portal/email/password_reset_subject.txt"
     success_url = reverse_lazy("portal:password-reset-done")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        if not throttle.mail_action_allowed_from("password-reset", client_ip(self.request)):
+            return _too_many(self.request, self.template_name, form)
+        if not throttle.mail_allowed_to("password-reset", services.normalise_email(form.cleaned_data["email"])):
+            return redirect(self.success_url)  # the same answer, no mail: the address had its share
+        return super().form_valid(form)
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):

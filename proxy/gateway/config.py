@@ -8,6 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
+    """The defaults here are the only ones: apigw/settings.py reads them for unset variables."""
+
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "apigw:"
     control_prefixes: tuple[str, ...] = (
@@ -69,10 +71,10 @@ class GatewayConfig:
             ws_idle_timeout=gw["WS_IDLE_TIMEOUT"],
             ws_max_lifetime=gw["WS_MAX_LIFETIME"],
             ws_ping_interval=gw["WS_PING_INTERVAL"],
-            trusted_proxies=tuple(gw.get("TRUSTED_PROXIES", ())),
-            retry_buffer_bytes=gw.get("RETRY_BUFFER_BYTES", 64 * 1024),
-            health_poll_seconds=gw.get("HEALTH_POLL_SECONDS", 1.0),
-            body_idle_timeout=gw.get("BODY_IDLE_TIMEOUT", 30.0),
-            upload_timeout=gw.get("UPLOAD_TIMEOUT", 300.0),
-            upstream_queue_timeout=gw.get("UPSTREAM_QUEUE_TIMEOUT", 1.0),
+            trusted_proxies=tuple(gw["TRUSTED_PROXIES"]),
+            retry_buffer_bytes=gw["RETRY_BUFFER_BYTES"],
+            health_poll_seconds=gw["HEALTH_POLL_SECONDS"],
+            body_idle_timeout=gw["BODY_IDLE_TIMEOUT"],
+            upload_timeout=gw["UPLOAD_TIMEOUT"],
+            upstream_queue_timeout=gw["UPSTREAM_QUEUE_TIMEOUT"],
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -31,6 +32,17 @@ def validate_target_url(value: str) -> None:
         CompiledTarget.parse(value)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
+    # Credentials in a target URL would be shown in admin, listed by the API, written into
+    # config exports and access logs. Upstream credentials belong in a route's header transform.
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValidationError(
+            "A target URL must not carry credentials (user:password@); "
+            "set them as a request header of the route instead."
+        )
 
 
 def validate_networks(value: Any) -> None:

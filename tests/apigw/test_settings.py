@@ -58,3 +58,21 @@ def test_control_prefix_of_root_is_a_system_check_error() -> None:
     result = check(DEBUG="true", GATEWAY_CONTROL_PREFIXES="/admin/,/")
     assert result.returncode != 0
     assert "apigw.E002" in result.stderr
+
+
+def test_gateway_defaults_live_in_one_place() -> None:
+    # With nothing set, the settings give the dataclass's own defaults (redis_url, prefix and
+    # pepper come from other settings).
+    code = (
+        "import dataclasses, django; django.setup();"
+        "from django.conf import settings; from proxy.gateway.config import GatewayConfig;"
+        "a, b = GatewayConfig.from_settings(settings), GatewayConfig();"
+        "skip = {'redis_url', 'redis_prefix', 'api_key_pepper'};"
+        "print([f.name for f in dataclasses.fields(a)"
+        " if f.name not in skip and getattr(a, f.name) != getattr(b, f.name)])"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "RATELIMIT_", "USAGE_"))}
+    env = {**clean, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "apigw.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -172,3 +172,17 @@ def test_the_audit_log_through_the_api_is_filterable(api: APIClient) -> None:
     assert api.get(f"{V1}/audit/", {"from": "2999-01-01T00:00:00Z"}).json()["count"] == 0
     assert api.get(f"{V1}/audit/", {"from": "not a time"}).status_code == 400
     assert api.post(f"{V1}/audit/", {}, format="json").status_code == 405
+
+
+def test_the_recorded_address_is_the_client_behind_a_trusted_balancer(api: APIClient, settings: object) -> None:
+    sample_config()
+    settings.GATEWAY = {**settings.GATEWAY, "TRUSTED_PROXIES": ["10.0.0.0/8"]}
+    api.patch(
+        f"{V1}/routes/appliances-v1/",
+        {"priority": 3},
+        format="json",
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="203.0.113.5",
+    )
+    [entry] = entries(content_type__model="route", action="update")
+    assert entry.remote_addr == "203.0.113.5"

@@ -141,15 +141,35 @@ def test_it_counts_rate_limit_decisions_by_route_and_outcome(routes: None, start
     assert value(samples, "apigw_upstream_duration_seconds_count", **limited, upstream="obs-demo") == 5
 
 
-def test_metrics_is_refused_outside_the_allowed_networks(client: Client, settings: Any) -> None:
+def test_metrics_is_loopback_only_by_default(client: Client, settings: Any) -> None:
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
-    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    # A private address is no credential: behind a load balancer everyone has one.
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
     response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
     assert response.status_code == 200
     assert b"# TYPE apigw_requests_total counter" in response.content
 
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
     settings.METRICS_ALLOWED_NETWORKS = ["*"]
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+def test_metrics_takes_a_bearer_token_from_anywhere(client: Client, settings: Any) -> None:
+    settings.METRICS_BEARER_TOKEN = "prom-secret"
+    outside = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get("/metrics", **outside).status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong", **outside).status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer prom-secret", **outside).status_code == 200
+
+
+def test_metrics_believes_forwarded_for_only_from_trusted_proxies(client: Client, settings: Any) -> None:
+    # A client spoofing X-Forwarded-For: 127.0.0.1 through an untrusted peer is still outside.
+    spoof = {"REMOTE_ADDR": "203.0.113.9", "HTTP_X_FORWARDED_FOR": "127.0.0.1"}
+    assert client.get("/metrics", **spoof).status_code == 403
+    # Through a load balancer, the balancer's loopback/own address is not the client's.
+    settings.GATEWAY = {**settings.GATEWAY, "TRUSTED_PROXIES": ["127.0.0.0/8"]}
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
 
 
 def test_metrics_speaks_openmetrics_when_asked(client: Client) -> None:

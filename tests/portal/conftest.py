@@ -18,7 +18,7 @@ from tests.portal import factories
 @pytest.fixture(autouse=True)
 def _forget_login_failures() -> Iterator[None]:
     yield
-    cache.delete_pattern("portal:login-fail:*")  # type: ignore[attr-defined]
+    cache.delete_pattern("throttle:*")  # type: ignore[attr-defined]
 
 
 @pytest.fixture

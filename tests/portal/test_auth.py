@@ -39,7 +39,7 @@ def test_login_goes_on_to_the_page_asked_for(client: Client, alice: PartnerMembe
 
 
 def test_failed_logins_are_throttled_per_email_and_ip(client: Client, alice: PartnerMembership, settings: Any) -> None:
-    settings.PORTAL_LOGIN_ATTEMPTS = 3
+    settings.LOGIN_ATTEMPTS = 3
     for _ in range(3):
         assert log_in(client, alice.user.email, "wrong").status_code == 200
     # Locked: even the right password is refused, with 429, for this email from this address…
@@ -52,7 +52,7 @@ def test_failed_logins_are_throttled_per_email_and_ip(client: Client, alice: Par
 
 
 def test_a_successful_login_clears_the_failures(client: Client, alice: PartnerMembership, settings: Any) -> None:
-    settings.PORTAL_LOGIN_ATTEMPTS = 3
+    settings.LOGIN_ATTEMPTS = 3
     log_in(client, alice.user.email, "wrong")
     log_in(client, alice.user.email, "wrong")
     assert log_in(client, alice.user.email, factories.PASSWORD).status_code == 302

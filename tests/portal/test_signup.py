@@ -80,9 +80,23 @@ def test_sign_up_validates_with_djangos_password_validators(
     assert not Partner.objects.exists() and not User.objects.exists()
 
 
-def test_an_email_address_signs_up_once(client: Client, alice: PartnerMembership) -> None:
-    response = sign_up(client, email="ALICE@acme.example")
-    assert "exists already" in " ".join(response.context["form"].errors["email"])
+def test_an_email_address_signs_up_once_and_the_page_does_not_tell(client: Client, alice: PartnerMembership) -> None:
+    new = sign_up(Client(), email="new@hearth.example")
+    mail.outbox.clear()
+    existing = sign_up(client, email="ALICE@acme.example")
+    # The same answer as for a new address: the page must not tell who is a customer…
+    assert (existing.status_code, existing["Location"]) == (new.status_code, new["Location"])
+    assert Partner.objects.filter(memberships__user__email="alice@acme.example").count() == 1
+    # …the mail to the address's owner says what happened.
+    [message] = mail.outbox
+    assert message.to == ["alice@acme.example"] and "already has an account" in str(message.body)
+    assert "/portal/password/reset/" in str(message.body)
+
+
+def test_a_sign_up_again_with_an_unverified_address_mails_a_new_link(client: Client) -> None:
+    sign_up(client)
+    sign_up(Client())
+    assert len(mail.outbox) == 2 and "/portal/verify/" in link_in(mail.outbox[1])
     assert Partner.objects.count() == 1
 
 

@@ -1,6 +1,6 @@
 """Admin API tokens from the shell.
 
-manage.py admintoken create --user NAME --name WHAT [--expires DAYS]   the token is the last stdout line
+manage.py admintoken create --user NAME --name WHAT [--expires DAYS] [--superuser]   the token is the last stdout line
 manage.py admintoken list [--user NAME]
 manage.py admintoken delete PREFIX
 """
@@ -28,6 +28,11 @@ class Command(BaseCommand):
         create.add_argument("--user", required=True, help="Username of a staff user.")
         create.add_argument("--name", required=True, help="What the token is for.")
         create.add_argument("--expires", type=int, default=None, help="Days until the token expires.")
+        create.add_argument(
+            "--superuser",
+            action="store_true",
+            help="Confirm that the token may act as a superuser (it can do anything).",
+        )
         listing = sub.add_parser("list", help="List tokens.")
         listing.add_argument("--user", default=None)
         delete = sub.add_parser("delete", help="Delete (revoke) a token by its prefix.")
@@ -43,6 +48,12 @@ class Command(BaseCommand):
             raise CommandError(f"No user {options['user']!r}.")
         if not (user.is_staff and user.is_active):
             raise CommandError(f"{user.get_username()} is not an active staff user; the API would refuse the token.")
+        # The shell has the database anyway, so this is no security boundary; it stops a token that
+        # can do everything from being minted by a slip of the --user argument.
+        if user.is_superuser and not options["superuser"]:
+            raise CommandError(
+                f"{user.get_username()} is a superuser: add --superuser to mint a token that can do anything."
+            )
         expires = timezone.now() + timedelta(days=options["expires"]) if options["expires"] else None
         token, secret = services.admin_token_create(user=user, name=options["name"], expires_at=expires)
         self.stdout.write(f"Created token {token.prefix} ({token.name}) for {user.get_username()}.")

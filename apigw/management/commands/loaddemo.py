@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from apigw.secretfile import write_private
 from demo import openapi as demo_openapi
 from proxy import services
 from proxy.models import ApiProduct, Plan, Route, Target, Upstream
@@ -42,8 +43,7 @@ def ensure_admin() -> str:
     else:
         return "(set when the admin user was created; set ADMIN_PASSWORD to change it)"
     stored.parent.mkdir(parents=True, exist_ok=True)
-    stored.write_text(password + "\n")
-    stored.chmod(0o600)
+    write_private(stored, password + "\n")
     return password
 
 
@@ -63,9 +63,7 @@ def ensure_demo_key() -> str:
     partner = services.partner_get_or_create(slug="demo-partner", name="Demo Partner")
     services.partner_set_status(partner=partner, status="active")
     _key, secret = services.api_key_create(partner=partner, name="demo")
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    stored.write_text(secret + "\n")
-    stored.chmod(0o600)
+    write_private(stored, secret + "\n")
     return secret
 
 

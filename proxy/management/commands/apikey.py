@@ -1,10 +1,11 @@
 """Operate API keys from the shell.
 
-    manage.py apikey create --partner SLUG --plan PLAN --name NAME [--products a,b] [--expires DAYS]
+    manage.py apikey create --partner SLUG --plan PLAN --name NAME [--products a,b] [--expires DAYS] [--create-partner]
     manage.py apikey revoke PREFIX_OR_KEY
     manage.py apikey list [--partner SLUG]
 
-``create`` makes the partner (active) if the slug is new and subscribes it to the products
+``create`` refuses an unknown partner slug (a typo would otherwise mint a key for a new partner
+nobody knows about) unless ``--create-partner`` asks to make it (active); it subscribes it to the products
 (every product when --products is left out) under the plan; the secret is the last stdout line.
 """
 
@@ -18,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from proxy import services
-from proxy.models import ApiKey, ApiProduct, Plan
+from proxy.models import ApiKey, ApiProduct, Partner, Plan
 
 
 class Command(BaseCommand):
@@ -27,7 +28,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="Create a key (prints the secret last).")
-        create.add_argument("--partner", required=True, help="Partner slug; created if new.")
+        create.add_argument("--partner", required=True, help="Partner slug.")
+        create.add_argument(
+            "--create-partner", action="store_true", help="Create the partner (active) if the slug is new."
+        )
         create.add_argument("--plan", required=True, help="Plan slug for the subscriptions.")
         create.add_argument("--name", required=True)
         create.add_argument("--products", default="", help="Comma-separated product slugs (default: all).")
@@ -51,6 +55,11 @@ class Command(BaseCommand):
         missing = set(slugs) - {p.slug for p in products}
         if missing:
             raise CommandError(f"Unknown products: {', '.join(sorted(missing))}.")
+        if not options["create_partner"] and not Partner.objects.filter(slug=options["partner"]).exists():
+            raise CommandError(
+                f"Unknown partner {options['partner']!r}. Check the slug (manage.py apikey list), "
+                "or add --create-partner to create it."
+            )
         partner = services.partner_get_or_create(slug=options["partner"])
         for product in products:
             services.subscription_set(partner=partner, product=product, plan=plan)
