@@ -103,7 +103,15 @@ DJANGO_REDIS_IGNORE_EXCEPTIONS = True
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX + "channels:"},
+        "CONFIG": {
+            # channels-redis waits for messages in BZPOPMIN calls that block 5 s on the server
+            # (RedisChannelLayer.brpop_timeout); redis-py 8 gives every connection a 5 s socket
+            # timeout by default, so each wait raced it: an idle gateway logged "Timeout reading"
+            # every 6 s and its revocation listener lost a second each time. The read timeout
+            # outlasts the wait; a dead Redis is still noticed within it.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 10.0, "socket_connect_timeout": 2.0}],
+            "prefix": REDIS_PREFIX + "channels:",
+        },
     }
 }
 
