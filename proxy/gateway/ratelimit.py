@@ -36,7 +36,7 @@ from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import ServiceUnavailable, TooManyRequests
 from proxy.gateway.redis_keys import RedisKeys
 from proxy.gateway.redisbatch import ScriptBatcher
-from proxy.gateway.resp import PipelineConnection, ScriptConnection
+from proxy.gateway.resp import ScriptConnection
 
 log = logging.getLogger("apigw.ratelimit")
 
@@ -148,7 +148,7 @@ class LocalLimiter:
 
 
 class Limiter:
-    def __init__(self, conn: ScriptConnection | PipelineConnection, keys: RedisKeys, policy: str = "local") -> None:
+    def __init__(self, conn: ScriptConnection, keys: RedisKeys, policy: str = "local") -> None:
         if policy not in POLICIES:
             raise ValueError(f"limiter policy must be one of {POLICIES}, got {policy!r}")
         self.conn = conn
