@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import redis.connection
 from django.core.exceptions import ImproperlyConfigured
 
 from apigw import multiproc
@@ -87,6 +88,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+try:  # every client reads the URL with redis-py's parser (the limiter's own connection too)
+    redis.connection.parse_url(REDIS_URL)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"REDIS_URL is not a valid Redis URL: {exc}") from exc
 # Every Redis key the platform writes starts with this (see proxy/gateway/redis_keys.py).
 REDIS_PREFIX = env_str("REDIS_PREFIX", "apigw:")
 

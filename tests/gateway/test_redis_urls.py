@@ -300,3 +300,11 @@ def test_what_the_limiter_counts_is_what_the_flusher_reads(
     finally:
         gateway.stop()
     assert "Traceback" not in gateway.output()
+
+
+def test_a_url_redis_py_cannot_read_stops_start_up() -> None:
+    from tests.apigw.test_settings import check
+
+    result = check(DEBUG="true", REDIS_URL="redis://127.0.0.1:6379?db=three")
+    assert result.returncode != 0
+    assert "REDIS_URL is not a valid Redis URL: Invalid value for 'db'" in result.stderr
