@@ -106,6 +106,10 @@ class ScriptConnection:
         except (OSError, EOFError, hiredis.ProtocolError) as exc:
             self.close()
             raise RedisConnectionError(f"Redis connection failed: {exc}") from exc
+        except BaseException:
+            # Cancelled mid-batch (or anything else): unread replies would answer the next batch.
+            self.close()
+            raise
 
     async def _roundtrip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         if not commands:

@@ -308,3 +308,20 @@ def test_a_url_redis_py_cannot_read_stops_start_up() -> None:
     result = check(DEBUG="true", REDIS_URL="redis://127.0.0.1:6379?db=three")
     assert result.returncode != 0
     assert "REDIS_URL is not a valid Redis URL: Invalid value for 'db'" in result.stderr
+
+
+def test_a_batch_cancelled_on_the_wire_leaves_no_reply_for_the_next(own_redis: Callable[..., OwnRedis]) -> None:
+    server = own_redis()
+
+    async def scenario() -> list[Any]:
+        conn = ScriptConnection(server.url(), timeout=5)
+        await conn.execute([["PING"]])
+        slow = asyncio.ensure_future(conn.execute([["BLPOP", "nothing", "0.3"], ["SET", "k", "first"]]))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        await asyncio.gather(slow, return_exceptions=True)
+        replies = await conn.execute([["ECHO", "second"]])
+        conn.close()
+        return replies
+
+    assert asyncio.run(scenario()) == [b"second"]
