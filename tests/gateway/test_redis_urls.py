@@ -63,7 +63,11 @@ class OwnRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until(self._listening, timeout=5)
+        try:
+            wait_until(self._listening, timeout=5)
+        except BaseException:
+            self.stop()
+            raise
 
     def _listening(self) -> bool:
         try:
