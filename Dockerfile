@@ -20,7 +20,14 @@ COPY --chown=apigw:apigw . .
 RUN DEBUG=true python manage.py collectstatic --noinput --verbosity 0
 USER 10001:10001
 EXPOSE 8000
+# /healthz is answered before host validation (apigw/probes.py): 127.0.0.1 need not be in ALLOWED_HOSTS.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz\", timeout=2)"]
-# uvicorn with uvloop + httptools (see docs/benchmarks.md for the server choice).
-CMD ["sh", "-c", "exec uvicorn apigw.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WORKERS} --loop uvloop --http httptools --lifespan on --no-access-log --no-server-header --no-date-header --no-proxy-headers"]
+# uvicorn with uvloop + httptools (see docs/benchmarks.md for the server choice), through the
+# gateway's edge protocol (framing limits before buffering, docs/security.md). The
+# configuration is checked once first (one line naming the variable, exit 2), so a bad value
+# does not leave the workers failing one by one. SIGTERM drains for GATEWAY_DRAIN_SECONDS
+# (docs/operations.md): give the container more than that to stop (`docker run --stop-timeout 30`,
+# Compose `stop_grace_period: 30s`; Kubernetes' default 30 s is enough).
+STOPSIGNAL SIGTERM
+CMD ["sh", "-c", "python -m apigw.startup && exec uvicorn apigw.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WORKERS} --loop uvloop --http proxy.gateway.edge:EdgeProtocol --ws-max-size ${GATEWAY_WS_MAX_MESSAGE_BYTES:-1048576} --lifespan on --no-access-log --no-server-header --no-date-header --no-proxy-headers --timeout-graceful-shutdown ${GATEWAY_DRAIN_SECONDS:-20}"]

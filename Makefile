@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint bench install migrate demo clean system-deps
+.PHONY: run test lint bench install devenv migrate demo clean system-deps
 
 UV := $(VENV)/bin/uv
 
@@ -37,12 +37,18 @@ lock: $(UV)
 	$(LOCK) -o requirements-dev.lock requirements-dev.txt
 	echo "uv==$(UV_VERSION)" | $(LOCK) -o requirements-uv.lock -
 
-migrate: install
-	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
+# The development environment (DEBUG, SECRET_KEY, DATABASE_URL, REDIS_URL, REDIS_PREFIX) in one
+# file, var/dev.env, from this make's environment; manage.py reads it, so commands typed in a
+# plain shell use the same database and Redis as `make run` (apigw/devenv.py).
+devenv: install
+	$(PY) -m apigw.devenv
+
+migrate: devenv
+	$(PY) manage.py migrate --noinput
 
 # Starts the demo appliance upstream and the platform; Ctrl-C stops both.
 run: migrate
-	DEBUG=$${DEBUG:-true} $(PY) manage.py runplatform --port $(PORT)
+	$(PY) manage.py runplatform --port $(PORT)
 
 # System packages some tests need (headless browser, promtool); installed once when missing.
 system-deps:

@@ -160,6 +160,7 @@ class ConfigSchemaView(AdminAPIView):
 
 class _ConfigWrite(AdminAPIView):
     parser_classes = (parsers.JSONParser, YAMLConfigParser, YAMLTextParser)
+    write_lock = False  # declarative.apply takes the configuration lock itself, exclusively
     input_serializer: type[ConfigInputSerializer] = ConfigInputSerializer
 
     def run(self, request: Request, *, dry_run: bool | None = None) -> Response:
@@ -193,7 +194,10 @@ def _refused(errors: list[declarative.ConfigError]) -> Response:
 
 
 class ConfigDiffView(_ConfigWrite):
-    required_permissions = {"POST": VIEW_ALL}
+    # A diff is an apply rolled back: it inserts, locks and waits like one. It therefore needs
+    # the rights of an apply, so a view-only login cannot hold up writers (docs/admin-api.md);
+    # read-only operators compare files against GET /config/export instead.
+    required_permissions = {"POST": CHANGE_ALL}
 
     @extend_schema(
         request={"application/json": ConfigInputSerializer}, responses={200: ConfigResultSerializer, 400: _REFUSED}

@@ -17,7 +17,9 @@ from rest_framework.response import Response
 from adminapi.base import AdminAPIView
 from proxy import configbus
 from proxy.explain import ExplainRequest, explain
+from proxy.gateway.config import GatewayConfig
 from proxy.gateway.snapshot import Snapshot
+from proxy.gateway.spec import RouteSpec, SnapshotData
 from proxy.models import Route
 from proxy.snapshot import build_snapshot
 
@@ -212,12 +214,12 @@ class ExplainView(AdminAPIView):
         return Response(run(params.validated_data))
 
 
-def committed_configuration() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def committed_configuration() -> tuple[SnapshotData, list[RouteSpec]]:
     """The snapshot data the gateways load, and the disabled routes, read the way a gateway reads
     them: from a thread of its own, so on its own connection and from committed data only (and
     build_snapshot's connection housekeeping never touches the request's connection)."""
 
-    def load() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def load() -> tuple[SnapshotData, list[RouteSpec]]:
         try:
             disabled = Route.objects.filter(enabled=False).select_related("upstream", "product")
             return build_snapshot(), [route.snapshot_spec() for route in disabled]
@@ -250,7 +252,6 @@ def run(data: dict[str, Any]) -> dict[str, Any]:
         request,
         snapshot,
         client=client,
-        keys=configbus.keys(),
-        pepper=bytes(settings.API_KEY_PEPPER),
+        config=GatewayConfig.from_settings(settings),
         disabled=disabled,
     )

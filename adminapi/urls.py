@@ -54,5 +54,7 @@ urlpatterns = [
         ),
         name="docs",
     ),
-    re_path(r"^(?P<rest>.*)$", not_found),
+    # [\s\S], not ".": it must match a newline too (an encoded %0A), or such a path falls to
+    # Django's HTML 404, which lists every URL pattern in DEBUG.
+    re_path(r"^(?P<rest>[\s\S]*)$", not_found),
 ]

@@ -18,9 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from adminapi.base import AdminAPIView
+from proxy.gateway.vocabulary import admitted
 from proxy.models import ApiKey, Partner, Route, UsageHourly
+from proxy.usage_selectors import USAGE_COLUMNS
 
-METRICS = ("requests", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "status_429", "latency_ms_sum")
+METRICS = USAGE_COLUMNS
 GROUPS = {"partner": "partner__slug", "key": "key__prefix", "route": "route__name", "product": "product"}
 MAX_SPAN = {"hour": timedelta(days=31), "day": timedelta(days=400)}
 DEFAULT_SPAN = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
@@ -142,7 +144,7 @@ def usage_rows(query: dict[str, Any]) -> dict[str, Any]:
 def _metrics(row: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {m: int(row[m] or 0) for m in METRICS if m != "latency_ms_sum"}
     latency = row["latency_ms_sum"] or 0
-    answered = out["requests"] - out["status_429"]
+    answered = admitted(out["requests"], out["status_429"])
     out["latency_ms_avg"] = round(latency / answered, 2) if answered > 0 and latency else None
     return out
 

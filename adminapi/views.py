@@ -10,6 +10,7 @@ from typing import Any
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -75,6 +76,24 @@ class PartnerViewSet(AdminViewSet):
     lookup_field = "slug"
     search_fields = ["name", "slug", "contact_email"]
     ordering_fields = ["name", "slug", "created", "status"]
+
+    def perform_destroy(self, instance: Partner) -> None:
+        # A partner's keys and subscriptions go with it (cascade). Like Django admin's delete
+        # page, that needs the right to delete those too: delete_partner alone must not be a
+        # way around the 403 on DELETE /keys/.
+        cascade = {
+            "proxy.delete_apikey": ("API key(s)", instance.keys.count()),
+            "proxy.delete_subscription": ("subscription(s)", instance.subscriptions.count()),
+        }
+        missing = [(perm, what, n) for perm, (what, n) in cascade.items() if n and not self.request.user.has_perm(perm)]
+        if missing:
+            raise PermissionDenied(
+                f"Deleting partner {instance.slug!r} would also delete its "
+                + " and ".join(f"{n} {what}" for _, what, n in missing)
+                + f"; that needs {' and '.join(perm for perm, _, _ in missing)}."
+                " Delete or revoke those first, or ask for the permission."
+            )
+        instance.delete()
 
 
 class SubscriptionViewSet(AdminViewSet):

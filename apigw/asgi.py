@@ -1,7 +1,8 @@
 """The process's ASGI entry point: wires the data plane and the control plane.
 
 - ``lifespan``: the gateway opens its upstream pool and Redis, loads its snapshot; closes them.
-- ``http``: Django for the control prefixes (``GATEWAY_CONTROL_PREFIXES``: admin, portal, admin
+- ``http``: ``/healthz``, ``/readyz``, ``/metrics`` answered before Django (probes.py); Django for
+  the control prefixes (``GATEWAY_CONTROL_PREFIXES``: admin, portal, admin
   API, health, metrics, static), the gateway for everything else. The gateway path never enters
   Django's request handler (≈1.4 ms per request measured, see docs/architecture.md).
 - ``websocket``: the gateway's WebSocket passthrough.
@@ -16,12 +17,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apigw.settings")
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
-django_app = get_asgi_application()  # sets Django up before the imports below touch models
+from apigw import startup
+
+# Sets Django up before the imports below touch models; a bad configuration ends the process
+# here with one line naming the variable (startup.py), before the server reports started.
+django_app = startup.configured(get_asgi_application)
 
 from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from apigw import runtime  # noqa: E402
+from apigw import probes, runtime  # noqa: E402
 from proxy.gateway import metrics  # noqa: E402
 from proxy.gateway.app import Gateway  # noqa: E402
 from proxy.gateway.config import GatewayConfig  # noqa: E402
@@ -44,12 +49,23 @@ _control_prefixes = tuple(gateway.config.control_prefixes)
 
 
 async def http(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["path"].startswith(_control_prefixes):
+    if not gateway.started:  # a server without lifespan (daphne: runserver) starts it on first use
+        await gateway.ensure_started()
+    path = scope["path"]
+    if path in probes.PATHS:  # before Django's host validation: probes come by pod IP (probes.py)
+        await probes.app(scope, receive, send)
+    elif path.startswith(_control_prefixes):
         await django_app(scope, receive, send)  # type: ignore[arg-type]
     else:
         await gateway.http(scope, receive, send)
 
 
+async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    if not gateway.started:
+        await gateway.ensure_started()
+    await gateway.websocket(scope, receive, send)
+
+
 # Channels routes by protocol; WebSockets go to the gateway's raw relay, not to a consumer
 # (Channels' generic consumers hop to a thread per frame).
-application = ProtocolTypeRouter({"http": http, "websocket": gateway.websocket, "lifespan": gateway.lifespan})
+application = ProtocolTypeRouter({"http": http, "websocket": websocket, "lifespan": gateway.lifespan})

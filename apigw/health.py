@@ -5,6 +5,7 @@ entry per check, each with ``ok``:
 
 - ``snapshot``: this process serves a configuration snapshot (processes running a gateway).
 - ``redis``: Redis answers (limits, quotas and propagation need it).
+- ``draining``: present (and failing) once SIGTERM started the graceful shutdown.
 - ``database``: the database answers. When it does not, the instance stays ready while its
   last snapshot is fresh enough (``serving_last_snapshot``): the snapshot is the current
   configuration version, or was built less than READYZ_SNAPSHOT_MAX_AGE seconds ago.
@@ -26,10 +27,13 @@ from redis.retry import Retry
 from apigw import runtime
 from proxy import configbus
 
+# "service" tells our own server from whatever else answers on the port (runplatform).
+LIVE = {"status": "ok", "service": "apigw"}
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Alive: the process answers. No I/O, so a slow database never restarts healthy pods."""
-    return JsonResponse({"status": "ok"})
+    return JsonResponse(LIVE)
 
 
 @lru_cache(maxsize=2)
@@ -57,7 +61,8 @@ def database_check() -> dict[str, Any]:
     return {"ok": True}
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
+def readiness() -> tuple[dict[str, Any], int]:
+    """The /readyz answer and its status. Blocking (Redis and database round trips)."""
     checks: dict[str, dict[str, Any]] = {}
     gateway = runtime.gateway
     snapshot = gateway.store.snapshot if gateway is not None else None
@@ -68,6 +73,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
             "version": snapshot.version if snapshot is not None else None,
             "age_seconds": round(age, 1) if age is not None else None,
         }
+        if gateway.drain.draining:
+            # SIGTERM: leave the load balancer's rotation at once (proxy/gateway/drain.py).
+            checks["draining"] = {"ok": False}
     checks["redis"], current_version = redis_check()
     checks["database"] = database = database_check()
     if not database["ok"]:
@@ -78,4 +86,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         )
         database["snapshot_max_age_seconds"] = max_age
     ready = all(check["ok"] or check.get("serving_last_snapshot") for check in checks.values())
-    return JsonResponse({"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503)
+    return {"status": "ready" if ready else "unready", "checks": checks}, 200 if ready else 503
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    body, status = readiness()
+    return JsonResponse(body, status=status)

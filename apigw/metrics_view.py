@@ -1,6 +1,7 @@
 """``/metrics``: the Prometheus exposition of this instance, every worker process merged.
 
-Served by Django (a control prefix), so scrapes never touch the data plane. Only clients in
+Answered before Django's host validation (apigw/probes.py), because Prometheus scrapes pods by
+IP address, which no ``ALLOWED_HOSTS`` lists; the Django view stays for the test client. Only clients in
 METRICS_ALLOWED_NETWORKS may read it (default: loopback and private networks, where
 Prometheus scrapes instances directly; ``*`` allows everyone). Each scrape also checks Redis,
 so ``apigw_redis_up`` is current even on an idle instance.
@@ -57,9 +58,15 @@ def _registry() -> Collector:
     return registry
 
 
+def exposition(accept: str) -> tuple[bytes, str]:
+    """The scrape body and its content type. Blocking (checks Redis for apigw_redis_up)."""
+    gateway_metrics.set_redis_up(redis_check()[0]["ok"])
+    encoder, content_type = choose_encoder(accept)
+    return encoder(_registry()), content_type
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     if not client_allowed(request.META.get("REMOTE_ADDR", "")):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
-    gateway_metrics.set_redis_up(redis_check()[0]["ok"])
-    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    return HttpResponse(encoder(_registry()), content_type=content_type)
+    body, content_type = exposition(request.headers.get("accept", ""))
+    return HttpResponse(body, content_type=content_type)

@@ -92,7 +92,7 @@ try:  # every client reads the URL with redis-py's parser (the limiter's own con
     redis.connection.parse_url(REDIS_URL)
 except ValueError as exc:
     raise ImproperlyConfigured(f"REDIS_URL is not a valid Redis URL: {exc}") from exc
-# Every Redis key the platform writes starts with this (see proxy/gateway/redis_keys.py).
+# Every Redis key the platform writes starts with this (see proxy/gateway/vocabulary.py).
 REDIS_PREFIX = env_str("REDIS_PREFIX", "apigw:")
 
 CACHES = {
@@ -207,12 +207,25 @@ GATEWAY: dict[str, Any] = {
     "RETRY_BUFFER_BYTES": env_int("GATEWAY_RETRY_BUFFER_BYTES", 64 * 1024, minimum=0),
     # Shared circuit-breaker states are re-read from Redis this often (pub/sub is the fast path).
     "HEALTH_POLL_SECONDS": env_float("GATEWAY_HEALTH_POLL_SECONDS", 1.0, minimum=0.05),
+    # A request body that stalls this long between chunks, or takes longer than the upload
+    # deadline in all, is cut (408): a slow client must not hold a pooled upstream connection.
+    "BODY_IDLE_TIMEOUT": env_float("GATEWAY_BODY_IDLE_TIMEOUT", 30.0, minimum=0.01),
+    "UPLOAD_TIMEOUT": env_float("GATEWAY_UPLOAD_TIMEOUT", 300.0, minimum=0.01),
+    # A request waits at most this long for one of an upstream's GATEWAY_UPSTREAM_POOL_SIZE slots,
+    # then gets a fast 503 instead of piling up.
+    "UPSTREAM_QUEUE_TIMEOUT": env_float("GATEWAY_UPSTREAM_QUEUE_TIMEOUT", 1.0, minimum=0.001),
 }
 for _network in GATEWAY["TRUSTED_PROXIES"]:
     try:
         ipaddress.ip_network(_network, strict=False)
     except ValueError:
         raise ImproperlyConfigured(f"GATEWAY_TRUSTED_PROXIES: {_network!r} is not a CIDR network") from None
+
+# Graceful shutdown (proxy/gateway/drain.py): after SIGTERM, requests in flight get this long to
+# finish before the server cancels them. Below Kubernetes' default 30 s grace period, leaving
+# time for the final usage flush. The image's CMD and `runplatform` pass it to uvicorn
+# (--timeout-graceful-shutdown).
+GATEWAY_DRAIN_SECONDS = env_int("GATEWAY_DRAIN_SECONDS", 20, minimum=1)
 
 # API keys are stored as HMAC-SHA256(pepper, key). A separate secret lets SECRET_KEY rotate
 # without invalidating every partner's key.
@@ -286,6 +299,13 @@ PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
 PORTAL_LOGIN_LOCKOUT_SECONDS = env_int("PORTAL_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Empty: the strict default in portal/middleware.py.
 PORTAL_CONTENT_SECURITY_POLICY = env_str("PORTAL_CONTENT_SECURITY_POLICY")
+# The gateway's address as partners call it, e.g. https://api.example.com (docs/portal.md). Empty:
+# the address the portal itself was reached at, right wherever the one process serves both (make run).
+GATEWAY_PUBLIC_URL = env_str("GATEWAY_PUBLIC_URL").strip().rstrip("/")
+if GATEWAY_PUBLIC_URL and (
+    not GATEWAY_PUBLIC_URL.startswith(("http://", "https://")) or "?" in GATEWAY_PUBLIC_URL or "#" in GATEWAY_PUBLIC_URL
+):
+    raise ImproperlyConfigured(f"GATEWAY_PUBLIC_URL must be an http(s) URL without query, got {GATEWAY_PUBLIC_URL!r}")
 
 # -- Admin API, audit log, declarative configuration (docs/admin-api.md, docs/config.md) ---------
 INSTALLED_APPS += ["django_filters", "drf_spectacular", "audit", "adminapi"]

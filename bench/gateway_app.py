@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 from proxy.gateway.app import Gateway
 from proxy.gateway.config import GatewayConfig
+from proxy.gateway.spec import SnapshotData
 
 
 def public_snapshot(upstream_url: str) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def build() -> Gateway:
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         redis_prefix=os.environ.get("REDIS_PREFIX", "apigw-bench:"),
     )
-    return Gateway(config, loader=lambda: data)
+    return Gateway(config, loader=lambda: cast(SnapshotData, data))
 
 
 app = build()

@@ -433,8 +433,12 @@ async def events_ws(request: web.Request) -> web.WebSocketResponse:
 # --- health and debug endpoints -----------------------------------------------
 
 
+# "service" lets `make run` tell the demo from whatever else might answer on its port.
+LIVE = {"status": "ok", "service": "apigw-demo"}
+
+
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response(LIVE)
 
 
 async def echo(request: web.Request) -> web.Response:

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from portal import tryit
+
 DEFAULT_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -24,6 +26,11 @@ class ContentSecurityPolicyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.policy = settings.PORTAL_CONTENT_SECURITY_POLICY or DEFAULT_POLICY
+        origin = tryit.gateway_origin()
+        if origin and not settings.PORTAL_CONTENT_SECURITY_POLICY:
+            # Swagger UI's "Try it out" calls the gateway from the page (the route needs CORS
+            # for the portal's origin when that is another one).
+            self.policy = self.policy.replace("connect-src 'self'", f"connect-src 'self' {origin}")
         self._prefix: str | None = None
 
     @property

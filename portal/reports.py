@@ -8,7 +8,7 @@ to the hourly rows (admitted requests = requests - 429) when Redis cannot be rea
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,12 +21,13 @@ from django.utils import timezone
 from portal.forecast import Forecast, quota_runs_out, recent_rate
 from proxy import configbus
 from proxy.gateway.ratelimit import quota_window
-from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.vocabulary import RedisKeys, key_subject, partner_subject
 from proxy.models import ApiKey, ApiProduct, Partner, Plan, Subscription, UsageHourly
+from proxy.usage_selectors import USAGE_COLUMNS, admitted_in
 
 log = logging.getLogger("apigw.portal")
 
-COLUMNS = ("requests", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "status_429", "latency_ms_sum")
+COLUMNS = USAGE_COLUMNS
 FORECAST_WINDOW = timedelta(days=7)
 
 
@@ -178,13 +179,9 @@ def _window_start(period: str, now: datetime) -> datetime:
 
 
 def quota_counter_key(subject: str, product: str, period: str, now: datetime) -> str:
-    """The limiter's counter (proxy/gateway/redis_keys.py: ``{p}q:<subject>:<product>:<period>:<window>``)."""
+    """The limiter's counter (proxy/gateway/vocabulary.py: ``{p}q:<subject>:<product>:<period>:<window>``)."""
     window_id, _ = quota_window(period, now.timestamp())
     return RedisKeys(settings.REDIS_PREFIX).quota(subject, product, period, window_id)
-
-
-def _admitted(rows: Iterable[Mapping[str, Any]]) -> int:
-    return sum(int(r["requests"] or 0) - int(r["status_429"] or 0) for r in rows)
 
 
 def quota_lines(
@@ -201,7 +198,7 @@ def quota_lines(
         if not sub.plan.quotas():
             continue
         if sub.plan.scope == "partner":
-            wanted.append((sub, None, f"p{partner.pk}"))
+            wanted.append((sub, None, partner_subject(partner.pk)))
             continue
         if key is not None:
             candidates = [key]
@@ -218,7 +215,7 @@ def quota_lines(
         for k in candidates:
             allowed = {p.slug for p in k.products.all()}
             if not allowed or sub.product.slug in allowed:
-                wanted.append((sub, k, f"k{k.pk}"))
+                wanted.append((sub, k, key_subject(k.pk)))
 
     counters = [
         quota_counter_key(subject, sub.product.slug, period, now)
@@ -248,7 +245,7 @@ def quota_lines(
                 raw = values[2 * i + j]
                 used = int(raw) if raw is not None else 0
             else:
-                used = _admitted(scope.filter(hour__gte=_window_start(period, now)).values("requests", "status_429"))
+                used = admitted_in(scope, _window_start(period, now))
             resets = datetime.fromtimestamp(quota_window(period, now.timestamp())[1], tz=UTC)
             uses[period] = QuotaUse(period, limit, used, resets)
         forecast = None
@@ -257,7 +254,7 @@ def quota_lines(
             recent = scope.filter(hour__gte=now - FORECAST_WINDOW).filter(Q(requests__gt=0))
             first = recent.aggregate(first=Min("hour"))["first"]
             rate = recent_rate(
-                requests=_admitted(recent.values("requests", "status_429")),
+                requests=admitted_in(recent),
                 first_use=first,
                 now=now,
                 window=FORECAST_WINDOW,

@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import JSONField, QuerySet
 from django.http import HttpRequest
 
-from proxy import services
+from proxy import jsonshapes, services
 from proxy.models import (
     ApiKey,
     ApiProduct,
@@ -19,6 +20,39 @@ from proxy.models import (
     Upstream,
     UsageHourly,
 )
+from proxy.transactions import config_lock
+
+
+class ConfigAdmin(admin.ModelAdmin):
+    """The configuration's admin pages: JSON fields that say what they expect, checked field by
+    field (proxy/jsonshapes.py); and writes that queue behind a running config apply instead of
+    deadlocking with it (the lock order of proxy/transactions.py)."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method != "POST":
+            return super().changeform_view(request, *args, **kwargs)
+        with transaction.atomic():  # Django's own atomic block nests inside this one
+            config_lock(shared=True)
+            return super().changeform_view(request, *args, **kwargs)
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method != "POST":
+            return super().delete_view(request, *args, **kwargs)
+        with transaction.atomic():
+            config_lock(shared=True)
+            return super().delete_view(request, *args, **kwargs)
+
+    def response_action(self, request: HttpRequest, queryset: Any, *args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic():  # bulk actions (revoke, suspend, approve, delete selected)
+            config_lock(shared=True)
+            return super().response_action(request, queryset, *args, **kwargs)
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if isinstance(db_field, JSONField):
+            shaped = jsonshapes.formfield(db_field, **kwargs)
+            if shaped is not None:
+                return shaped
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 class TargetInline(admin.TabularInline):
@@ -27,7 +61,7 @@ class TargetInline(admin.TabularInline):
 
 
 @admin.register(Upstream)
-class UpstreamAdmin(admin.ModelAdmin):
+class UpstreamAdmin(ConfigAdmin):
     list_display = ("name", "description", "algorithm", "connect_timeout", "read_timeout", "updated")
     list_filter = ("algorithm",)
     search_fields = ("name", "description")
@@ -67,7 +101,7 @@ class UpstreamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(ConfigAdmin):
     list_display = ("name", "path_type", "path", "hosts", "methods", "priority", "upstream", "enabled")
     list_filter = ("enabled", "path_type", "upstream")
     search_fields = ("name", "path")
@@ -87,6 +121,7 @@ class RouteAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Path form", {"fields": ("encoded_slashes", "path_parameters", "case_insensitive")}),
         ("Forward", {"fields": ("strip_prefix", "rewrite", "preserve_host", "upstream_rules")}),
         (
             "Timeouts, retries, body limit",
@@ -142,19 +177,19 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(ApiProduct)
-class ApiProductAdmin(admin.ModelAdmin):
+class ApiProductAdmin(ConfigAdmin):
     list_display = ("name", "slug", "published", "approval")
     prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(ConfigAdmin):
     list_display = ("name", "scope", "per_second", "per_minute", "per_hour", "quota_day", "quota_month", "public")
     prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(ConfigAdmin):
     list_display = ("name", "slug", "status", "contact_email", "created")
     list_filter = ("status",)
     search_fields = ("name", "slug", "contact_email")
@@ -162,11 +197,25 @@ class PartnerAdmin(admin.ModelAdmin):
     inlines = [SubscriptionInline]
     actions = ["activate", "suspend"]
 
-    @admin.action(description="Activate (approve) the selected partners")
+    @admin.action(description="Lift the suspension of the selected partners")
     def activate(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
-        for partner in queryset:
+        # Only suspended partners: approving a pending one is the portal's "Approve" action
+        # (portal/admin.py), which also emails its owners. Two actions that both approve, one
+        # of them silently, left partners approved and never told.
+        suspended = [p for p in queryset if p.status == "suspended"]
+        for partner in suspended:
             services.partner_set_status(partner=partner, status="active")
-        self.message_user(request, f"{queryset.count()} partner(s) active.")
+        skipped = queryset.count() - len(suspended)
+        self.message_user(
+            request,
+            f"{len(suspended)} partner(s) active again."
+            + (
+                f" {skipped} were not suspended and are unchanged (approve pending ones with Approve)."
+                if skipped
+                else ""
+            ),
+            messages.SUCCESS if suspended else messages.WARNING,
+        )
 
     @admin.action(description="Suspend the selected partners (their keys stop working)")
     def suspend(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
@@ -176,7 +225,7 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ConfigAdmin):
     list_display = ("prefix", "name", "partner", "status", "expires_at", "last_used_at", "created")
     list_filter = ("partner",)
     search_fields = ("prefix", "name", "partner__slug")
@@ -204,13 +253,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ConfigAdmin):
     list_display = ("partner", "product", "plan", "status", "created")
     list_filter = ("status", "product", "plan")
 
 
 @admin.register(JwtIssuer)
-class JwtIssuerAdmin(admin.ModelAdmin):
+class JwtIssuerAdmin(ConfigAdmin):
     list_display = ("name", "issuer", "audience", "partner_claim", "enabled")
 
 

@@ -13,7 +13,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.config")
 

@@ -77,25 +77,40 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
 
 @transaction.atomic
 def api_key_rotate(*, key: ApiKey, grace: timedelta, name: str | None = None) -> tuple[ApiKey, str]:
-    """A new key with the same products; the old one keeps working for ``grace``, then expires."""
+    """A new key with the same products; the old one keeps working for ``grace``, then expires.
+    When the new key takes the old one's name, the old one is renamed "<name> (rotated <date>)":
+    two keys of one name in the list (one of them expiring) would be told apart by prefix only."""
     new_key, secret = api_key_create(
         partner=key.partner, name=name or key.name, products=key.products.all(), expires_at=key.expires_at
     )
-    ends = timezone.now() + grace
+    now = timezone.now()
+    ends = now + grace
+    fields = []
     if key.expires_at is None or key.expires_at > ends:
         key.expires_at = ends
-        key.save(update_fields=["expires_at"])
+        fields.append("expires_at")
+    if new_key.name == key.name:
+        key.name = rotated_name(key.name, now)
+        fields.append("name")
+    if fields:
+        key.save(update_fields=fields)
     return new_key, secret
 
 
+def rotated_name(name: str, when: datetime) -> str:
+    suffix = f" (rotated {when:%Y-%m-%d %H:%M} UTC)"
+    limit = ApiKey._meta.get_field("name").max_length or 100
+    return name[: limit - len(suffix)] + suffix
+
+
 def api_key_find(value: str) -> ApiKey | None:
-    """By prefix (as listings show it) or by the whole key."""
+    """By prefix (as listings show it, with or without the ``gw_`` of the key) or by the whole key."""
     value = value.strip()
     prefix = apikeys.split(value)
     if prefix is not None:
         key = ApiKey.objects.filter(prefix=prefix).first()
         return key if key is not None and apikeys.verify(_pepper(), value, key.hashed) else None
-    return ApiKey.objects.filter(prefix=value).first()
+    return ApiKey.objects.filter(prefix=value.removeprefix(apikeys.KEY_PREFIX)).first()
 
 
 def unique_slug(name: str, model: type[Partner]) -> str:

@@ -13,6 +13,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from proxy.configbus import bump_on_commit
+from proxy.gateway.vocabulary import key_group, partner_group
 
 log = logging.getLogger("apigw.config")
 
@@ -52,16 +53,16 @@ def _announce_revocation(group: str, reason: str) -> None:
 @receiver(post_save, sender="proxy.ApiKey")
 def key_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
     if instance.revoked_at is not None:
-        transaction.on_commit(lambda: _announce_revocation(f"apikey.{instance.pk}", "API key revoked"))
+        transaction.on_commit(lambda: _announce_revocation(key_group(instance.pk), "API key revoked"))
 
 
 @receiver(post_delete, sender="proxy.ApiKey")
 def key_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     pk = instance.pk
-    transaction.on_commit(lambda: _announce_revocation(f"apikey.{pk}", "API key deleted"))
+    transaction.on_commit(lambda: _announce_revocation(key_group(pk), "API key deleted"))
 
 
 @receiver(post_save, sender="proxy.Partner")
 def partner_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
     if instance.status != "active":
-        transaction.on_commit(lambda: _announce_revocation(f"partner.{instance.pk}", f"partner {instance.status}"))
+        transaction.on_commit(lambda: _announce_revocation(partner_group(instance.pk), f"partner {instance.status}"))

@@ -8,14 +8,13 @@ are left out (so they are unknown to the gateway); expired ones stay in so the g
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import close_old_connections, connection
 
+from proxy.gateway.spec import KeySpec, PartnerSpec, SnapshotData, TargetSpec, UpstreamSpec
 from proxy.models import ApiKey, JwtIssuer, Partner, Plan, Route, Subscription, Target, Upstream
 
 
-def build_snapshot() -> dict[str, Any]:
+def build_snapshot() -> SnapshotData:
     _close_stale()
     try:
         return {
@@ -46,14 +45,14 @@ def build_snapshot() -> dict[str, Any]:
         _close_stale()
 
 
-def _upstreams() -> list[dict[str, Any]]:
-    targets: dict[int, list[dict[str, Any]]] = {}
+def _upstreams() -> list[UpstreamSpec]:
+    targets: dict[int, list[TargetSpec]] = {}
     for target in Target.objects.filter(enabled=True).order_by("id"):
         targets.setdefault(target.upstream_id, []).append({"url": target.url, "weight": target.weight})
     return [u.snapshot_spec(targets.get(u.pk, [])) for u in Upstream.objects.order_by("name")]
 
 
-def _partners() -> list[dict[str, Any]]:
+def _partners() -> list[PartnerSpec]:
     subscriptions: dict[int, dict[str, str]] = {}
     for sub in Subscription.objects.filter(status="active").select_related("product", "plan"):
         subscriptions.setdefault(sub.partner_id, {})[sub.product.slug] = sub.plan.slug
@@ -70,7 +69,7 @@ def _partners() -> list[dict[str, Any]]:
     ]
 
 
-def _keys() -> list[dict[str, Any]]:
+def _keys() -> list[KeySpec]:
     keys = ApiKey.objects.filter(revoked_at__isnull=True).prefetch_related("products")
     return [
         {

@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from proxy import configbus
+from proxy.gateway.vocabulary import USAGE_METRICS, parse_usage_field
 from proxy.models import ApiKey, Partner, Route, UsageFlush, UsageHourly
 
 log = logging.getLogger("apigw.usage")
@@ -40,15 +41,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0
 """
-_METRICS = {
-    "req": "requests",
-    "2xx": "status_2xx",
-    "3xx": "status_3xx",
-    "4xx": "status_4xx",
-    "5xx": "status_5xx",
-    "429": "status_429",
-    "lat_ms": "latency_ms_sum",
-}
 FLUSH_RECORDS_KEPT = timedelta(days=7)
 
 
@@ -96,16 +88,15 @@ def _apply(data: dict[str, int]) -> None:
     buckets: dict[tuple[int, int, int | None, int | None, str], dict[str, int]] = defaultdict(dict)
     last_used: dict[int, int] = {}
     for field, value in data.items():
-        parts = field.split("|")
-        if parts[0] == "last" and len(parts) == 2:
-            last_used[int(parts[1])] = max(value, last_used.get(int(parts[1]), 0))
+        parsed = parse_usage_field(field)
+        if isinstance(parsed, int):
+            last_used[parsed] = max(value, last_used.get(parsed, 0))
             continue
-        if len(parts) != 6 or parts[5] not in _METRICS:
+        if parsed is None:
             log.warning("usage field %r not understood; skipped", field)
             continue
-        hour, partner, key, route, product, metric = parts
-        bucket = (int(hour), int(partner), int(key) if key else None, int(route) if route.isdigit() else None, product)
-        column = _METRICS[metric]
+        bucket = (parsed.hour, parsed.partner_id, parsed.key_id, parsed.route_id, parsed.product)
+        column = USAGE_METRICS[parsed.metric]
         buckets[bucket][column] = buckets[bucket].get(column, 0) + value
 
     partners = set(Partner.objects.filter(pk__in={b[1] for b in buckets}).values_list("pk", flat=True))
@@ -136,10 +127,9 @@ def report_quota_usage() -> None:
     """Publish how much of its monthly quota each subscription has used (the alert
     "partner near its monthly quota" reads it). Runs as a gateway maintenance job. For plans
     counted per key it reports the busiest key, the one that will be refused first."""
-    from django.db.models import Sum
-
     from proxy.gateway import metrics
     from proxy.models import Subscription
+    from proxy.usage_selectors import admitted_in, busiest_key_admitted
 
     now = timezone.now()
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -151,10 +141,5 @@ def report_quota_usage() -> None:
         if not quota:
             continue
         rows = UsageHourly.objects.filter(partner=sub.partner, product=sub.product.slug, hour__gte=month_start)
-        if sub.plan.scope == "key":
-            per_key = rows.values("key").annotate(n=Sum("requests") - Sum("status_429"))
-            used = max((row["n"] or 0 for row in per_key), default=0)
-        else:
-            totals = rows.aggregate(n=Sum("requests"), refused=Sum("status_429"))
-            used = (totals["n"] or 0) - (totals["refused"] or 0)
+        used = busiest_key_admitted(rows) if sub.plan.scope == "key" else admitted_in(rows)
         metrics.set_quota_used_ratio(sub.partner.slug, sub.plan.slug, used / quota)

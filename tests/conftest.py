@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from tests.servers import ThreadServer, demo_process, free_port
+from tests.servers import RedisServer, ThreadServer, demo_process, free_port
+
+pytest_plugins = ["tests.browser"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,6 +30,16 @@ def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     yield client
     client.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which the test may stop and start again."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

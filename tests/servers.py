@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -105,7 +107,11 @@ class Process:
 
 
 def gateway_process(
-    port: int, env: Mapping[str, str] | None = None, workers: int = 1, server: str = "uvicorn"
+    port: int,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    server: str = "uvicorn",
+    extra_args: tuple[str, ...] = (),
 ) -> Process:
     args = [
         sys.executable,
@@ -123,9 +129,10 @@ def gateway_process(
         "--loop",
         "uvloop",
         "--http",
-        "httptools",
+        "proxy.gateway.edge:EdgeProtocol",
         "--workers",
         str(workers),
+        *extra_args,
     ]
     proc = Process(
         args,
@@ -255,41 +262,90 @@ def running(*servers: Any) -> Iterator[None]:
 
 
 class RedisServer:
-    """A redis-server of the test's own on a free port (the shared one is never stopped)."""
+    """A redis-server of the test's own on a free port, so that stopping it disturbs nobody (the
+    shared server is never stopped). It starts empty and persists nothing; its working directory
+    (where a cluster node writes ``nodes.conf``) is a temporary one of its own; ``stop`` ends only
+    its own PID, and ``start`` again brings it back empty on the same port.
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+    ``args`` go on the command line after the defaults (``"--cluster-enabled", "yes"``, a
+    ``--maxmemory``...). With ``tls_cert`` and ``tls_key`` (PEM files; the certificate is also the
+    CA clients trust) it listens with TLS only, ``url`` is ``rediss://`` and ``client_options`` hold
+    what a redis-py client needs to connect.
+    """
+
+    def __init__(self, *args: str, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+        self.args = list(args)
+        self.port = _cluster_port() if "--cluster-enabled" in self.args else free_port()
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.proc: Process | None = None
+        self.dir: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    @property
+    def client_options(self) -> dict[str, Any]:
+        return {"ssl_ca_certs": str(self.tls_cert)} if self.tls else {}
+
+    def command(self) -> list[str]:
+        command = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.dir)]
+        if self.tls:
+            command += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            command += ["--tls-cert-file", str(self.tls_cert), "--tls-key-file", str(self.tls_key)]
+            command += ["--tls-ca-cert-file", str(self.tls_cert)]
+        else:
+            command += ["--port", str(self.port)]
+        return command + self.args
 
     def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        wait_until(lambda: _pings(client), timeout=5)
-        client.close()
+        self.dir = tempfile.mkdtemp(prefix=f"apigw-redis-{self.port}-")
+        self.proc = proc = Process(self.command(), log_name=f"redis-{self.port}").start()
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, **self.client_options)
+        popen = proc.proc
+        assert popen is not None
+        try:
+            wait_until(lambda: popen.poll() is not None or pings(client), timeout=10, interval=0.05)
+            up = popen.poll() is None
+        except AssertionError:
+            up = False
+        finally:
+            client.close()
+        if not up:
+            self.stop()
+            raise RuntimeError(f"redis-server did not answer PING:\n{proc.output()}")
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=5)
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
 
 
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above it, so at most 55535) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port <= 55535:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
-def _pings(client: redis.Redis) -> bool:
+def pings(client: redis.Redis) -> bool:
+    """Whether the server answers PING now (False while it is down or starting)."""
     try:
         return bool(client.ping())
     except redis.RedisError:

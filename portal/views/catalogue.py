@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from portal import emails, selectors, services
+from portal import emails, selectors, services, tryit
 from portal.access import member_view
 from portal.errors import PortalError
 from portal.forms import SubscribeForm
@@ -29,7 +29,14 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
     subscription = None
     if member is not None:
         subscription = selectors.partner_subscriptions(member.partner).filter(product=item).first()
-    context = {"product": item, "plans": selectors.plans_on_offer(), "member": member, "subscription": subscription}
+    context = {
+        "product": item,
+        "plans": selectors.plans_on_offer(),
+        "member": member,
+        "subscription": subscription,
+        "gateway_url": tryit.gateway_base_url(request),
+        "example_path": tryit.example_path([item]),
+    }
     return render(request, "portal/catalogue/product.html", context)
 
 
@@ -37,7 +44,7 @@ def openapi(request: HttpRequest, slug: str) -> JsonResponse:
     item = selectors.product_get(slug)
     if not item.openapi:
         raise Http404("No OpenAPI document is published for this product.")
-    return JsonResponse(item.openapi)
+    return JsonResponse(tryit.openapi_for_portal(item, request))
 
 
 @require_POST

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from portal import reports, selectors, services
+from portal import reports, selectors, services, tryit
 from portal.access import member_view
 from portal.errors import PortalError
 from portal.forms import KeyCreateForm, KeyRevokeForm, KeyRotateForm
@@ -21,16 +21,29 @@ def _secret_page(
 ) -> HttpResponse:
     # Rendered in the POST's own response and never stored (not even in the session): a reload
     # cannot show it again, and no cache may keep it.
-    response = render(
-        request, "portal/keys/secret.html", {"member": member, "key": key, "secret": secret, "rotated": rotated}
-    )
+    base_url = tryit.gateway_base_url(request)
+    path = tryit.example_path(key.products.all() or selectors.subscribed_products(member.partner))
+    context = {
+        "member": member,
+        "key": key,
+        "secret": secret,
+        "rotated": rotated,
+        "gateway_url": base_url,
+        "try_it": tryit.curl_snippet(base_url, path, secret) if path else None,
+    }
+    response = render(request, "portal/keys/secret.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
 
 @member_view()
 def key_list(request: HttpRequest, member: PartnerMembership) -> HttpResponse:
-    return render(request, "portal/keys/list.html", {"member": member, "keys": selectors.partner_keys(member.partner)})
+    context = {
+        "member": member,
+        "keys": selectors.partner_keys(member.partner),
+        "gateway_url": tryit.gateway_base_url(request),
+    }
+    return render(request, "portal/keys/list.html", context)
 
 
 @never_cache

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DataError, IntegrityError, models, transaction
 
 from audit.context import acting
-from proxy.declarative.format import ConfigError, ConfigInvalid, Lines, Path_, parse, path_text
+from proxy.declarative.format import ConfigError, ConfigInvalid, Lines, Path_, check, path_text
 from proxy.declarative.kinds import (
     NESTED,
     PARTNER,
@@ -27,9 +27,7 @@ from proxy.declarative.kinds import (
     Kind,
 )
 from proxy.models import ApiProduct, Partner, Plan, Route, Subscription, Target, Upstream
-
-# Concurrent applies take turns (PostgreSQL): each sees the other's result, not a mix.
-_LOCK_ID = 0x61706967  # "apig"
+from proxy.transactions import config_lock, retrying
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +91,30 @@ def _short(value: Any) -> str:
 # -- applying -----------------------------------------------------------------------------------
 def apply(text: str, *, prune: bool = False, dry_run: bool = False, actor_label: str = "") -> Result:
     """Make the database match the file; see the module docstring. Raises ConfigInvalid."""
-    data, lines = parse(text)
-    with acting("config", label=actor_label):
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
-            applier = _Applier(data, lines, prune)
-            applier.run()
-            if applier.errors:
-                raise ConfigInvalid(applier.errors)  # rolls the transaction back
-            if dry_run:
-                transaction.set_rollback(True)
-    return Result(applier.changes, applied=not dry_run)
+    data, lines, problems = check(text)
+    if not isinstance(data, dict):
+        raise ConfigInvalid([error for _, error in problems])
+
+    def attempt() -> Result:
+        with acting("config", label=actor_label):
+            with transaction.atomic():
+                # Concurrent applies take turns (each sees the other's result, not a mix), and
+                # admin API writes wait for them: one lock order (proxy/transactions.py).
+                config_lock(shared=False)
+                # Parts of the file the schema refused are skipped, the rest is still applied (and
+                # rolled back), so that one run reports every mistake, not one round at a time.
+                applier = _Applier(data, lines, prune, broken=[path for path, _ in problems])
+                applier.run()
+                errors = [error for _, error in problems] + applier.errors
+                if errors:
+                    errors.sort(key=lambda e: (e.line is None, e.line or 0))
+                    raise ConfigInvalid(errors)  # rolls the transaction back
+                if dry_run:
+                    transaction.set_rollback(True)
+        return Result(applier.changes, applied=not dry_run)
+
+    # A deadlock with a write that does not take the lock (portal, Django admin) is retried.
+    return retrying(attempt, what="configuration apply")
 
 
 def diff(text: str, *, prune: bool = False) -> Result:
@@ -113,15 +122,34 @@ def diff(text: str, *, prune: bool = False) -> Result:
 
 
 class _Applier:
-    def __init__(self, data: dict[str, Any], lines: Lines, prune: bool) -> None:
+    def __init__(self, data: dict[str, Any], lines: Lines, prune: bool, broken: Sequence[Path_] = ()) -> None:
         self.data = data
         self.lines = lines
         self.prune = prune
+        # Paths the schema refused: items at or under them are not applied, and objects they
+        # declare are not reported missing when others refer to them.
+        self.broken = [tuple(p) for p in broken]
+        self.skipped: dict[type[models.Model], set[Any]] = {}
         self.changes: list[Change] = []
         self.errors: list[ConfigError] = []
         # What the file declares, by kind: identity → saved instance (None when it failed).
         self.kept: dict[str, dict[Any, models.Model | None]] = {}
         self.routes: list[tuple[Path_, Route]] = []
+
+    def salvage(self, kind: Kind, item: Any, path: Path_) -> dict[str, Any] | None:
+        """The item without the fields the schema refused (they are reported already), so its
+        other mistakes are found in the same run; None when the item itself (or what contains
+        it, or its identity) was refused. Nothing is saved for good: any error rolls back."""
+        if any(path[: len(b)] == b for b in self.broken):
+            return None
+        bad = {b[len(path)] for b in self.broken if len(b) > len(path) and b[: len(path)] == path}
+        if not isinstance(item, dict) or kind.identity in bad:
+            return None
+        return {k: v for k, v in item.items() if k not in bad} if bad else item
+
+    def skip(self, kind: Kind, item: Any) -> None:
+        if isinstance(item, dict) and isinstance(item.get(kind.identity), str | int):
+            self.skipped.setdefault(kind.model, set()).add(item[kind.identity])
 
     def error(self, path: Path_, message: str) -> None:
         self.errors.append(ConfigError(self.lines.at(path), path_text(path), message))
@@ -130,8 +158,14 @@ class _Applier:
         for kind in TOP_KINDS:
             items = self.data.get(kind.section)
             kept = self.kept.setdefault(kind.name, {})
-            for index, item in enumerate(items or []):
+            if not isinstance(items, list):
+                continue  # the schema said so
+            for index, whole in enumerate(items):
                 path: Path_ = (kind.section, index)
+                item = self.salvage(kind, whole, path)
+                if item is None:
+                    self.skip(kind, whole)
+                    continue
                 identity = item[kind.identity]
                 if identity in kept:
                     self.error((*path, kind.identity), f"another {kind.name} above is also named {identity!r}")
@@ -147,7 +181,10 @@ class _Applier:
     def nested(self, kind: Kind, parent: models.Model | None, items: list[dict[str, Any]], path: Path_) -> None:
         kept = self.kept.setdefault(kind.name, {})
         seen: set[Any] = set()
-        for index, item in enumerate(items):
+        for index, whole in enumerate(items):
+            item = self.salvage(kind, whole, (*path, index))
+            if item is None:
+                continue
             identity = item[kind.identity]
             if identity in seen:
                 self.error((*path, index, kind.identity), f"another {kind.name} above is also {identity!r}")
@@ -156,29 +193,32 @@ class _Applier:
             if parent is not None:
                 kept[(parent.pk, identity)] = self.upsert(kind, item, (*path, index), parent=parent)
 
-    def resolve(self, kind: Kind, item: dict[str, Any], path: Path_) -> dict[str, Any] | None:
+    def resolve(self, kind: Kind, item: dict[str, Any], path: Path_) -> tuple[dict[str, Any], set[str]]:
         """The model field values the item asks for: defaults for what it leaves out, related
-        objects looked up by slug or name."""
+        objects looked up by slug or name; and the fields naming objects that do not exist
+        (an unsaved stand-in takes their place, so the item's other fields can still be judged)."""
         values: dict[str, Any] = {}
-        ok = True
+        missing: set[str] = set()
         for name in kind.fields:
             value = kind.normalise(name, item[name] if name in item else kind.default(name))
             if name in kind.refs and value is not None:
                 model, lookup = kind.refs[name]
                 related = model._default_manager.filter(**{lookup: value}).first()
                 if related is None:
-                    self.error((*path, name), f"no {model._meta.verbose_name} named {value!r}")
-                    ok = False
-                    continue
+                    if value not in self.skipped.get(model, set()):  # else: its own error says why
+                        self.error((*path, name), f"no {model._meta.verbose_name} named {value!r}")
+                    missing.add(name)
+                    related = model(**{lookup: value})
                 value = related
             values[name] = value
-        return values if ok else None
+        return values, missing
 
     def upsert(
         self, kind: Kind, item: dict[str, Any], path: Path_, parent: models.Model | None = None
     ) -> models.Model | None:
-        values = self.resolve(kind, item, path)
-        if values is None:
+        values, missing = self.resolve(kind, item, path)
+        if missing:
+            self.judge_only(kind, values, missing, path, parent)
             return None
         lookup = {kind.identity: values[kind.identity]}
         if parent is not None:
@@ -209,7 +249,10 @@ class _Applier:
         try:
             with transaction.atomic():
                 obj.save()
-        except DatabaseError as exc:
+        except (DataError, IntegrityError) as exc:
+            # The file's fault (a value too large, a name taken meanwhile). Anything else the
+            # database raises (a lost race, a failing audit insert, the database gone) is not:
+            # it propagates, to be retried or answered 409/503.
             self.error(path, f"the database refused it: {exc}")
             return None
         if before is None:
@@ -222,6 +265,27 @@ class _Applier:
             assert isinstance(obj, Route)
             self.routes.append((path, obj))
         return obj
+
+    def judge_only(
+        self, kind: Kind, values: dict[str, Any], missing: set[str], path: Path_, parent: models.Model | None
+    ) -> None:
+        """Report the mistakes of an item that names a missing object, without saving it."""
+        obj = kind.model()
+        if parent is not None:
+            setattr(obj, kind.parent, parent)
+        for name, value in values.items():
+            setattr(obj, name, value)
+        try:
+            with transaction.atomic():  # a query that fails on the stand-in must not spoil the rest
+                obj.full_clean(exclude=[*missing, *([kind.parent] if parent is None and kind.parent else [])])
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                if name == NON_FIELD_ERRORS:
+                    continue  # conflicts with other objects: judged once the references exist
+                for message in messages:
+                    self.error((*path, name) if name in kind.fields else path, message)
+        except (AttributeError, TypeError, ValueError, DataError, IntegrityError):
+            pass  # a check that needs the missing object itself: that object's error is reported
 
     def label(self, kind: Kind, values: dict[str, Any], parent: models.Model | None) -> str:
         identity = values[kind.identity]

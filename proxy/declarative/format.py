@@ -4,6 +4,7 @@ number of every key and item kept so that errors can say where they are."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,6 +107,10 @@ def _unstorable(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
     if isinstance(value, str):
         if "\x00" in value:
             yield path, "text may not contain NUL characters"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            # YAML's .inf/.nan pass the schema's "number" but no database column holds them.
+            yield path, f"{value} is not a number the gateway can use (.inf and .nan are not allowed)"
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _unstorable(v, (*path, k))
@@ -116,6 +121,16 @@ def _unstorable(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
 
 def parse(text: str) -> tuple[dict[str, Any], Lines]:
     """YAML text → data, checked against the JSON Schema. Raises ConfigInvalid."""
+    data, lines, problems = check(text)
+    if problems:
+        raise ConfigInvalid([error for _, error in problems])
+    return data, lines
+
+
+def check(text: str) -> tuple[Any, Lines, list[tuple[Path_, ConfigError]]]:
+    """YAML text → data and its problems against the JSON Schema, each with its path, so that
+    apply can still judge the parts without problems and report everything in one go. Raises
+    ConfigInvalid only when the text is not YAML at all (or too large)."""
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise ConfigInvalid([ConfigError(None, "", f"the file is larger than {MAX_BYTES // 1024 // 1024} MiB")])
     try:
@@ -132,7 +147,7 @@ def parse(text: str) -> tuple[dict[str, Any], Lines]:
         raise ConfigInvalid([ConfigError(None, "", f"not valid YAML: {exc}")]) from None
     if data is None:
         data = {}
-    errors: list[ConfigError] = []
+    errors: list[tuple[Path_, ConfigError]] = []
     validator = jsonschema.Draft202012Validator(schema())
     for error in validator.iter_errors(data):
         path: Path_ = tuple(error.absolute_path)
@@ -145,8 +160,8 @@ def parse(text: str) -> tuple[dict[str, Any], Lines]:
                 message = f"unknown key {unknown[0]!r}" + (
                     f" (allowed: {', '.join(sorted(allowed))})" if len(allowed) < 25 else ""
                 )
-        errors.append(ConfigError(lines.at(path), path_text(path), message))
-    errors += [ConfigError(lines.at(p), path_text(p), m) for p, m in _unstorable(data, ())]
+        errors.append((path, ConfigError(lines.at(path), path_text(path), message)))
+    errors += [(p, ConfigError(lines.at(p), path_text(p), m)) for p, m in _unstorable(data, ())]
     if isinstance(data, dict):
         for index, product in enumerate(data.get("products") or []):
             if isinstance(product, dict) and product.get("openapi") is not None:
@@ -155,11 +170,14 @@ def parse(text: str) -> tuple[dict[str, Any], Lines]:
                 except (TypeError, ValueError):
                     p: Path_ = ("products", index, "openapi")
                     errors.append(
-                        ConfigError(lines.at(p), path_text(p), "holds values JSON cannot (dates or .nan?); quote them")
+                        (
+                            p,
+                            ConfigError(
+                                lines.at(p), path_text(p), "holds values JSON cannot (dates or .nan?); quote them"
+                            ),
+                        )
                     )
-    if errors:
-        raise ConfigInvalid(errors)
-    return data, lines
+    return data, lines, errors
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def emit(ctx: RequestContext) -> None:
     upstream = (match.route.upstream or "") if match is not None else ""
     upstream_seconds = (ctx.upstream_finished - ctx.upstream_started) if ctx.upstream_started else None
     identity = ctx.identity
-    partner = getattr(identity, "partner_slug", None) if identity is not None else None
+    partner = identity.partner_slug if identity is not None else None
     metrics.observe_request(
         route=route,
         upstream=upstream,
@@ -43,8 +43,8 @@ def emit(ctx: RequestContext) -> None:
         upstream_seconds=upstream_seconds,
         partner=partner,
         # A WebSocket session (101) or an event stream lasts as long as the client stays: its
-        # duration is not a latency. ``streamed`` is read with getattr until RequestContext has it.
-        streamed=status == 101 or getattr(ctx, "streamed", False),
+        # duration is not a latency.
+        streamed=status == 101 or ctx.streamed,
     )
     if not log.isEnabledFor(_INFO):
         return
@@ -61,12 +61,12 @@ def emit(ctx: RequestContext) -> None:
         }
     if identity is not None:
         apigw["partner"] = partner
-        apigw["key_prefix"] = getattr(identity, "key_prefix", None)
-        apigw["plan"] = getattr(identity, "plan_slug", None)
+        apigw["key_prefix"] = identity.key_prefix
+        apigw["plan"] = identity.plan_slug
     if status == 101:
         apigw["websocket"] = {
-            "messages_up": getattr(ctx, "ws_messages_up", None),
-            "messages_down": getattr(ctx, "ws_messages_down", None),
+            "messages_up": ctx.ws_messages_up,
+            "messages_down": ctx.ws_messages_down,
         }
     log.info("%s %s %s %.1fms", ctx.method, ctx.path, status, duration * 1000, extra={"ecs_fields": fields})
 

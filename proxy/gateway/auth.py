@@ -30,6 +30,7 @@ from proxy.gateway import apikeys
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import Forbidden, Unauthorized
 from proxy.gateway.ratelimit import Rule, quota_rules, rate_rules
+from proxy.gateway.spec import RouteSpec, SnapshotData
 
 log = logging.getLogger("apigw.auth")
 
@@ -85,7 +86,7 @@ class RoutePolicy:
     rules: tuple[Rule, ...]
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> RoutePolicy:
+    def from_spec(cls, spec: RouteSpec) -> RoutePolicy:
         auth = spec.get("auth") or "key"
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}")
@@ -101,6 +102,9 @@ class Identity:
     plan: Plan | None
     product: str
     method: str  # "key" or "jwt"
+    # Who exactly holds the credential: the key, or the JWT's subject. Shared caches key on it,
+    # so two users of one partner never see each other's answers.
+    subject: str = ""
 
     @property
     def partner_slug(self) -> str:
@@ -118,7 +122,7 @@ class Identity:
 class AuthIndex:
     """The snapshot's credentials, compiled for lookups."""
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
+    def __init__(self, data: SnapshotData) -> None:
         self.plans = {
             p["slug"]: Plan(
                 p["slug"],
@@ -255,9 +259,9 @@ class Authenticator:
         else:
             if policy.auth == "key":
                 raise _invalid("The API key is not valid.")
-            partner, key = await self._jwt(credential, index), None
-            method = "jwt"
-        return self._authorize(partner, key, method, policy, index)
+            partner, subject = await self._jwt(credential, index)
+            return self.authorize(partner, None, "jwt", policy, index, subject=f"jwt:{subject}")
+        return self.authorize(partner, key, method, policy, index)
 
     def _credential(self, ctx: RequestContext, policy: RoutePolicy) -> tuple[str | None, bool]:
         authorization = ctx.header("authorization")
@@ -294,7 +298,8 @@ class Authenticator:
             raise Forbidden("The API key has expired.", code="key_expired")
         return partner, key
 
-    async def _jwt(self, token: str, index: AuthIndex) -> Partner:
+    async def _jwt(self, token: str, index: AuthIndex) -> tuple[Partner, str]:
+        """The partner a valid token is for, and the token's subject (``sub``)."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -329,10 +334,17 @@ class Authenticator:
         partner = index.partners_by_slug.get(str(claims.get(issuer.partner_claim, "")))
         if partner is None:
             raise Forbidden("The token's client is not a known partner.", code="unknown_partner")
-        return partner
+        return partner, str(claims.get("sub", ""))
 
-    def _authorize(
-        self, partner: Partner, key: Key | None, method: str, policy: RoutePolicy, index: AuthIndex
+    def authorize(
+        self,
+        partner: Partner,
+        key: Key | None,
+        method: str,
+        policy: RoutePolicy,
+        index: AuthIndex,
+        *,
+        subject: str = "",
     ) -> Identity:
         if partner.status != "active":
             raise Forbidden(f"The partner account is {partner.status}.", code=f"partner_{partner.status}")
@@ -345,4 +357,22 @@ class Authenticator:
             if plan_slug is None:
                 raise Forbidden("The partner has no active subscription to this API.", code="not_subscribed")
             plan = index.plans.get(plan_slug)
-        return Identity(partner, key, plan, product, method)
+        return Identity(partner, key, plan, product, method, subject or (f"key:{key.id}" if key else "jwt:"))
+
+    def simulate(self, index: AuthIndex, policy: RoutePolicy, *, key_prefix: str = "", partner: str = "") -> Identity:
+        """The identity of a key (by prefix) or a partner (by slug), as if its credentials had
+        been sent: the same authorisation without the secret (explain's "as key" / "as partner")."""
+        if key_prefix:
+            key = index.keys.get(key_prefix)
+            if key is None:
+                raise Unauthorized(f"No active key with prefix {key_prefix!r} (revoked keys are unknown).")
+            if key.expires is not None and key.expires <= time.time():
+                raise Forbidden("The API key has expired.", code="key_expired")
+            found = index.partners.get(key.partner_id)
+            if found is None:
+                raise _invalid("The API key is not valid.")
+            return self.authorize(found, key, "key", policy, index)
+        found = index.partners_by_slug.get(partner)
+        if found is None:
+            raise Forbidden(f"No partner {partner!r}.", code="unknown_partner")
+        return self.authorize(found, None, "jwt", policy, index)

@@ -22,15 +22,15 @@ from __future__ import annotations
 import hashlib
 import time
 from bisect import bisect_left
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from math import gcd
-from typing import Any
 from urllib.parse import urlsplit
 
 from proxy.gateway.breaker import BreakerSettings, Circuit
 from proxy.gateway.probes import HealthCheck
 from proxy.gateway.retry import RetryBudget
+from proxy.gateway.spec import UpstreamSpec
 
 ALGORITHMS = ("round_robin", "least_requests", "consistent_hash")
 HASH_ON = ("partner", "key", "ip", "header")
@@ -134,7 +134,7 @@ class Upstream:
         "_owners",
     )
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+    def __init__(self, spec: UpstreamSpec) -> None:
         self.name = str(spec["name"])
         self.targets = tuple(Target.parse(t["url"], t.get("weight", 1)) for t in spec.get("targets") or ())
         self.connect_timeout: float | None = spec.get("connect_timeout")

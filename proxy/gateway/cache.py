@@ -1,8 +1,12 @@
 """Response cache in Redis, shared by every instance; opt-in per route (``cache_ttl``).
 
-Key: route, method, path, query, the partner (``-`` for anonymous callers: one partner never
-sees another's answers) and the values of the route's cache headers (plus the headers its
-upstream rules look at, or a v2 caller could get a v1 answer).
+Key: route, method, scheme, Host, the exact request target the upstream receives (canonical path
+and query), the credential's holder (``identity.subject``: the API key, or the JWT's ``sub``;
+``-`` for anonymous callers) and the values of the route's cache headers (plus the headers its
+upstream rules look at, or a v2 caller could get a v1 answer). So a shared cache never serves
+one credential's answer to another, nor an answer built from one Host (a redirect, say) to
+another host. Requests with a ``Cookie`` bypass the cache unless the route keys on ``Cookie``:
+whose session it is, the gateway cannot tell (RFC 9111 3.5).
 
 Cost: on cache-enabled routes a lookup is one extra Redis round trip (MGET), not folded into the
 limiter's script call (that script is the limiter's; a GET in it would tie the two features'
@@ -32,7 +36,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +44,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
-from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.spec import CacheSpec
+from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.cache")
 
@@ -57,7 +62,7 @@ class CachePolicy:
     headers: tuple[str, ...]  # lower-case request headers that are part of the key
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None, extra_headers: Iterable[str] = ()) -> CachePolicy | None:
+    def from_spec(cls, spec: CacheSpec | None, extra_headers: Iterable[str] = ()) -> CachePolicy | None:
         if not spec or not spec.get("ttl"):
             return None
         ttl = float(spec["ttl"])
@@ -210,16 +215,22 @@ class Cache:
         self._down_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def begin(self, ctx: RequestContext, policy: CachePolicy, route: str, partner: str) -> CacheSlot | None:
-        """Start a cacheable request's lookup (without waiting for it); None: not cacheable."""
+    def begin(
+        self, ctx: RequestContext, policy: CachePolicy, route: str, *, holder: str, scheme: str, target: str
+    ) -> CacheSlot | None:
+        """Start a cacheable request's lookup (without waiting for it); None: not cacheable.
+        ``holder``: who holds the credential ("-" for none); ``target``: what goes upstream."""
         if ctx.method != "GET" or "range" in ctx.headers or time.monotonic() < self._down_until:
+            ctx.response_headers.append(_BYPASS)
+            return None
+        if "cookie" in ctx.headers and "cookie" not in policy.headers:
             ctx.response_headers.append(_BYPASS)
             return None
         request = directives(ctx.headers.get("cache-control"))
         if "no-store" in request:
             ctx.response_headers.append(_BYPASS)
             return None
-        parts = [ctx.method, ctx.path, ctx.query_string.decode("latin-1"), partner]
+        parts = [ctx.method, scheme, ctx.header("host") or "", target, holder]
         parts += [_request_value(ctx, name) for name in policy.headers]
         digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
         slot = CacheSlot(self, self.keys.cache(route, digest), policy, ctx)

@@ -42,6 +42,11 @@ class GatewayConfig:
     # How often each instance reads the shared circuit states from Redis (pub/sub carries them at
     # once; the poll covers missed messages and new instances).
     health_poll_seconds: float = 1.0
+    # Request bodies: cut after this long without a chunk, or this long in all (408).
+    body_idle_timeout: float = 30.0
+    upload_timeout: float = 300.0
+    # Longest wait for a free slot of an upstream (upstream_pool_size of them), then 503.
+    upstream_queue_timeout: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> GatewayConfig:
@@ -67,4 +72,7 @@ class GatewayConfig:
             trusted_proxies=tuple(gw.get("TRUSTED_PROXIES", ())),
             retry_buffer_bytes=gw.get("RETRY_BUFFER_BYTES", 64 * 1024),
             health_poll_seconds=gw.get("HEALTH_POLL_SECONDS", 1.0),
+            body_idle_timeout=gw.get("BODY_IDLE_TIMEOUT", 30.0),
+            upload_timeout=gw.get("UPLOAD_TIMEOUT", 300.0),
+            upstream_queue_timeout=gw.get("UPSTREAM_QUEUE_TIMEOUT", 1.0),
         )

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from proxy.gateway.balancer import Target
-from proxy.gateway.routing import RouteMatch
+from proxy.gateway.headers import request_id_from
+from proxy.gateway.routing import RouteMatch, split_host
+from proxy.gateway.types import Scope
+
+if TYPE_CHECKING:  # auth.py imports this module
+    from proxy.gateway.auth import Identity
+
+# WebSocket scopes say ws/wss; upstreams are told the transport the way HTTP says it.
+_SCHEMES = {"ws": "http", "wss": "https"}
 
 
 @dataclass(slots=True, eq=False)
@@ -22,6 +31,7 @@ class RequestContext:
     client_ip: str
     request_id: str
     started: float
+    http_version: str = "1.1"
     match: RouteMatch | None = None
     target: Target | None = None
     # Response-side bookkeeping, read by the log phase.
@@ -32,13 +42,16 @@ class RequestContext:
     upstream_finished: float = 0.0
     error_code: str = ""
     body_too_large: bool = False
+    body_timed_out: bool = False
     client_gone: bool = False
     # Filled by later phases (authentication, limits): headers to add to the response and
     # identity headers to send upstream.
     response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     upstream_headers: list[tuple[str, str]] = field(default_factory=list)
-    # Who called (set by auth): an ``auth.Identity`` or None for anonymous callers.
-    identity: Any = None
+    # Who called (set by auth), None for anonymous callers.
+    identity: Identity | None = None
+    # The admission phase in progress (pipeline.py): where a refusal happened.
+    phase: str = ""
     # The limiter's verdict: "" (no limit applied), allowed, rate_limited, quota_exceeded,
     # limiter_unavailable (deny policy) or local (fail-open, counted in-process).
     limit_outcome: str = ""
@@ -59,6 +72,32 @@ class RequestContext:
     peer_ip: str = ""
     # Upstream attempts made (more than 1 when retried on another target).
     attempts: int = 0
+
+    @classmethod
+    def from_scope(cls, scope: Scope) -> RequestContext:
+        """The context of an ASGI http or websocket scope (explain builds a scope too)."""
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        headers: dict[str, list[str]] = {}
+        for name, value in raw_headers:
+            headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        request_ids = headers.get("x-request-id")
+        client = scope.get("client")
+        host_values = headers.get("host")
+        scheme: str = scope.get("scheme") or "http"
+        return cls(
+            method=scope.get("method", "GET"),  # WebSocket scopes have none: a handshake is a GET
+            path=scope["path"],
+            raw_path=scope.get("raw_path") or b"",
+            query_string=scope.get("query_string", b""),
+            raw_headers=raw_headers,
+            headers=headers,
+            host=split_host(host_values[0]) if host_values else "",
+            scheme=_SCHEMES.get(scheme, scheme),
+            client_ip=client[0] if client else "",
+            request_id=request_id_from(request_ids[0] if request_ids else None),
+            started=time.perf_counter(),
+            http_version=scope.get("http_version") or "1.1",
+        )
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name)

@@ -15,12 +15,13 @@ routes: one source of truth. Per-request work is a set lookup; everything else i
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import Forbidden
+from proxy.gateway.spec import CorsSpec
 
 DEFAULT_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 DEFAULT_HEADERS = ("authorization", "content-type", "x-api-key", "x-request-id")
@@ -28,6 +29,8 @@ DEFAULT_HEADERS = ("authorization", "content-type", "x-api-key", "x-request-id")
 _SAFELISTED = frozenset({"accept", "accept-language", "content-language", "content-type"})
 _ORIGIN = re.compile(r"^https?://(\*\.)?[a-z0-9.\-\[\]:]+$")
 _VARY = (b"vary", b"Origin")
+
+log = logging.getLogger("apigw.cors")
 
 
 def _header_list(values: Iterable[str]) -> frozenset[str]:
@@ -48,11 +51,21 @@ class CorsPolicy:
         "_vary",
     )
 
-    def __init__(self, spec: Mapping[str, Any], route_methods: Iterable[str] = ()) -> None:
+    def __init__(self, spec: CorsSpec, route_methods: Iterable[str] = (), *, strict: bool = True) -> None:
+        """``strict=False`` (the data plane, compiling what is already stored): a rule validation
+        now refuses is made safe instead of taking the route down."""
         origins = [str(o).strip().lower().rstrip("/") for o in spec.get("origins") or () if str(o).strip()]
         if not origins:
             raise ValueError("CORS needs at least one origin (or '*')")
         self.any_origin = "*" in origins
+        credentials = bool(spec.get("credentials"))
+        if self.any_origin and credentials:
+            # Any origin with credentials means any site may act with the user's cookies: browsers
+            # refuse the literal "*" with credentials, and echoing every origin would defeat it.
+            if strict:
+                raise ValueError("CORS with credentials needs its origins listed: '*' would let any site use them")
+            log.error("CORS: '*' with credentials is not served; answering without credentials")
+            credentials = False
         exact, suffixes = set(), []
         for origin in origins:
             if origin == "*":
@@ -73,7 +86,7 @@ class CorsPolicy:
         headers = _header_list(spec.get("headers") or DEFAULT_HEADERS)
         self.any_header = "*" in headers
         self.headers = (headers - {"*"}) | _SAFELISTED
-        self.credentials = bool(spec.get("credentials"))
+        self.credentials = credentials
         expose = ", ".join(sorted(_header_list(spec.get("expose_headers") or ())))
         max_age = int(spec.get("max_age", 600))
         if max_age < 0:

@@ -1,18 +1,19 @@
 """Every answer the gateway gives on its own behalf, as one exception hierarchy.
 
     GatewayError
-    ├── BadRequest              400 bad_request
+    ├── BadRequest              400 bad_request / bad_path / encoded_slash / duplicate_host / bad_version
     ├── Unauthorized            401 unauthorized (carries WWW-Authenticate)
     ├── Forbidden               403 forbidden / ip_denied / cors_origin_not_allowed /
     │                               cors_method_not_allowed / cors_headers_not_allowed
     ├── RouteNotFound           404 route_not_found
-    ├── MethodNotAllowed        405 method_not_allowed (carries Allow)
+    ├── MethodNotAllowed        405 method_not_allowed (carries Allow; TRACE/TRACK/CONNECT)
+    ├── RequestTimeout          408 request_timeout (a body that stalled)
     ├── PayloadTooLarge         413 payload_too_large
     ├── TooManyRequests         429 rate_limited / quota_exceeded (carries Retry-After)
     ├── BadGateway              502 upstream_unavailable
     ├── ServiceUnavailable      503 service_unavailable / limiter_unavailable / not_ready /
     │                               no_upstream / no_healthy_upstream (every target ejected;
-    │                               carries Retry-After)
+    │                               carries Retry-After) / upstream_busy (no free slot in time)
     └── GatewayTimeout          504 upstream_timeout
 
 Bodies are tiny and stable: ``{"error": {"code", "message", "request_id"}}``. Clients branch on
@@ -79,6 +80,12 @@ class PayloadTooLarge(GatewayError):
     status_code = 413
     code = "payload_too_large"
     detail = "The request body is larger than allowed."
+
+
+class RequestTimeout(GatewayError):
+    status_code = 408
+    code = "request_timeout"
+    detail = "The request body did not arrive in time."
 
 
 class TooManyRequests(GatewayError):

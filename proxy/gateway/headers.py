@@ -36,6 +36,44 @@ GATEWAY_OWNED = frozenset(
         "content-length",
     }
 )
+# Headers that override the URL an application sees (IIS, Symfony, Zend...): a client must never
+# route itself past the gateway's matching, whoever relays it.
+URL_OVERRIDES = frozenset({"x-original-url", "x-rewrite-url", "x-override-url", "x-http-destinationurl"})
+# Claims about the client or the original request that only a proxy the gateway trusts may make
+# (GATEWAY_TRUSTED_PROXIES); from anyone else they are dropped.
+PROXY_CLAIMS = frozenset(
+    {
+        "forwarded",
+        "true-client-ip",
+        "x-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-server",
+    }
+)
+_PROTOS = frozenset({"http", "https"})
+
+
+def forwarded_proto(claimed: str | None, scheme: str) -> str:
+    """The scheme the client used: a trusted proxy's claim if it is one, else our own."""
+    value = (claimed or "").split(",")[0].strip().lower()
+    return value if value in _PROTOS else scheme
+
+
+# WebSocket handshake headers: the gateway's own upstream connection negotiates these, so the
+# client's never travel on (and mean nothing on a plain HTTP request).
+HANDSHAKE = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    }
+)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 

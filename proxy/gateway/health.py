@@ -30,7 +30,7 @@ from proxy.gateway import metrics
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.breaker import CLOSED, OPEN, Circuit
 from proxy.gateway.probes import Prober
-from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.health")
 

@@ -1,6 +1,6 @@
 """A route's traffic policy, compiled once per snapshot from the route's spec: which upstream
-(rules by header or partner), timeouts, retries, body limit, cache, CORS, IP rules and header
-transforms. A route that sets none of them shares ``DEFAULT`` and costs a dict lookup.
+(rules by header or partner), timeouts, retries, body limit, cache, CORS, IP rules, header
+transforms and WebSocket limits. A route that sets none of them shares ``DEFAULT`` and costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from proxy.gateway.context import RequestContext
 from proxy.gateway.cors import CorsPolicy
 from proxy.gateway.iprules import IpRules
 from proxy.gateway.retry import RetryPolicy
+from proxy.gateway.socketpolicy import DEFAULT_SOCKET_POLICY, SocketPolicy
+from proxy.gateway.spec import RouteSpec
 from proxy.gateway.transforms import HeaderTransform
 
 
@@ -84,9 +86,10 @@ class TrafficPolicy:
         "ip_rules",
         "request_transform",
         "response_transform",
+        "socket",
     )
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+    def __init__(self, spec: RouteSpec) -> None:
         self.upstream_rules = tuple(UpstreamRule.from_spec(r) for r in spec.get("upstream_rules") or ())
         timeouts = spec.get("timeouts") or {}
         self.connect_timeout = _positive(timeouts.get("connect"), "the connect timeout")
@@ -103,13 +106,15 @@ class TrafficPolicy:
         rule_headers = [r.header for r in self.upstream_rules if r.header]
         self.cache = CachePolicy.from_spec(spec.get("cache"), rule_headers)
         cors = spec.get("cors")
-        self.cors = CorsPolicy(cors, spec.get("methods") or ()) if cors and cors.get("origins") else None
+        self.cors = CorsPolicy(cors, spec.get("methods") or (), strict=False) if cors and cors.get("origins") else None
         rules = IpRules(spec.get("ip_allow") or (), spec.get("ip_deny") or ())
         self.ip_rules = rules if rules else None
         request = HeaderTransform(spec.get("request_transform"), "request_transform")
         response = HeaderTransform(spec.get("response_transform"), "response_transform")
         self.request_transform = request if request else None
         self.response_transform = response if response else None
+        ws = spec.get("websocket")
+        self.socket = SocketPolicy.from_spec(ws) if ws else DEFAULT_SOCKET_POLICY
 
     def upstream_for(self, default: str | None, ctx: RequestContext, partner: str | None) -> str | None:
         for rule in self.upstream_rules:

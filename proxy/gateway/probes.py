@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from proxy.gateway.breaker import CLOSED, Circuit
+from proxy.gateway.spec import HealthCheckSpec
 
 if TYPE_CHECKING:
     from proxy.gateway.balancer import Upstream
@@ -38,7 +39,7 @@ class HealthCheck:
     unhealthy: int = 2
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None) -> HealthCheck | None:
+    def from_spec(cls, spec: HealthCheckSpec | None) -> HealthCheck | None:
         if not spec or not spec.get("path"):
             return None
         path = str(spec["path"])

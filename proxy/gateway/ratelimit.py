@@ -34,9 +34,9 @@ from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import ServiceUnavailable, TooManyRequests
-from proxy.gateway.redis_keys import RedisKeys
 from proxy.gateway.redisbatch import ScriptBatcher
 from proxy.gateway.resp import ScriptConnection
+from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.ratelimit")
 
@@ -109,6 +109,29 @@ class Check:
     last_used_field: str
 
 
+def rate_window(buckets: Mapping[int, int], rule: Rule, now_ms: int) -> tuple[int, int]:
+    """A sliding window's count and the ms until one more request fits, from its sub-buckets
+    (bucket index → count; buckets that left the window are ignored). ratelimit.lua computes
+    the same inside Redis; this is the one Python copy (the fail-open limiter, explain)."""
+    window, bucket_ms = RATE_PERIODS[rule.period]
+    buckets_per_window = window // bucket_ms
+    oldest_live = now_ms // bucket_ms - buckets_per_window + 1
+    live = sorted((i, c) for i, c in buckets.items() if i >= oldest_live)
+    count = sum(c for _, c in live)
+    reset_ms = (live[0][0] + buckets_per_window) * bucket_ms - now_ms if live else window
+    need, freed = count + 1 - rule.limit, 0
+    for index, used in live:  # time until enough old buckets leave for one more to fit
+        freed += used
+        if need > 0 and freed >= need:
+            reset_ms = (index + buckets_per_window) * bucket_ms - now_ms
+            break
+    return count, reset_ms
+
+
+def quota_reset_ms(rule: Rule, now: float) -> int:
+    return int(quota_window(rule.period, now)[1] * 1000) - int(now * 1000)
+
+
 class LocalLimiter:
     """The same sliding-window rules, in this process only: the fail-open fallback."""
 
@@ -118,33 +141,76 @@ class LocalLimiter:
 
     def check(self, keys: list[str], rules: list[Rule], now: float) -> Decision:
         best: Decision | None = None
+        now_ms = int(now * 1000)
         counts: list[tuple[str, Rule, int]] = []
         for key, rule in zip(keys, rules, strict=True):
             if rule.kind == "r":
                 window, bucket_ms = RATE_PERIODS[rule.period]
                 buckets = self._rates.setdefault(key, {})
-                current = int(now * 1000) // bucket_ms
-                oldest = current - window // bucket_ms + 1
-                for idx in [i for i in buckets if i < oldest]:
+                current = now_ms // bucket_ms
+                for idx in [i for i in buckets if i <= current - window // bucket_ms]:
                     del buckets[idx]
-                count = sum(buckets.values())
-                reset = ((min(buckets) + window // bucket_ms) * bucket_ms / 1000 - now) if buckets else window / 1000
+                count, reset_ms = rate_window(buckets, rule, now_ms)
                 counts.append((key, rule, current))
             else:
                 count = self._quotas.get(key, 0)
-                reset = quota_window(rule.period, now)[1] - now
+                reset_ms = quota_reset_ms(rule, now)
                 counts.append((key, rule, 0))
             remaining = rule.limit - count - 1
             if remaining < 0:
-                return Decision(False, rule, rule.limit, 0, reset)
+                return Decision(False, rule, rule.limit, 0, reset_ms / 1000)
             if best is None or remaining < best.remaining:
-                best = Decision(True, rule, rule.limit, remaining, reset)
+                best = Decision(True, rule, rule.limit, remaining, reset_ms / 1000)
         for key, rule, bucket in counts:
             if rule.kind == "r":
                 self._rates[key][bucket] = self._rates[key].get(bucket, 0) + 1
             else:
                 self._quotas[key] = self._quotas.get(key, 0) + 1
         return best or Decision(True, None, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """One limit as the limiter would see it before counting this request (explain)."""
+
+    key: str
+    rule: Rule
+    used: int | None  # None: Redis could not be read
+    reset_ms: int = 0
+    error: str = ""
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.used is None else max(0, self.rule.limit - self.used)
+
+    @property
+    def would_refuse(self) -> bool | None:
+        return None if self.used is None else self.used >= self.rule.limit
+
+
+class LimitPeek:
+    """The limiter's read half, for dry runs: reads the counters of a ``Check``, counts nothing
+    (expired rate buckets are skipped, not deleted). Takes a synchronous redis-py client: the
+    control plane runs explain in a worker thread."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def read(self, check: Check, now: float) -> list[LimitState]:
+        now_ms = int(now * 1000)
+        states = []
+        for key, rule in zip(check.keys, check.rules, strict=True):
+            try:
+                if rule.kind == "r":
+                    raw = self.client.hgetall(key)
+                    count, reset_ms = rate_window({int(i): int(c) for i, c in raw.items()}, rule, now_ms)
+                else:
+                    count, reset_ms = int(self.client.get(key) or 0), quota_reset_ms(rule, now)
+            except (RedisError, OSError) as exc:
+                states.append(LimitState(key, rule, None, error=f"Redis unreachable: {type(exc).__name__}"))
+                continue
+            states.append(LimitState(key, rule, count, max(0, reset_ms)))
+        return states
 
 
 class Limiter:
@@ -193,31 +259,6 @@ class Limiter:
         self._add(f"{prefix}|lat_ms", int((time.perf_counter() - ctx.started) * 1000))
 
     # -- the check ------------------------------------------------------------------------------
-    def plan_check(
-        self,
-        *,
-        subject: str,
-        product: str,
-        rules: tuple[Rule, ...],
-        route_id: Any,
-        route_rules: tuple[Rule, ...],
-        caller: str,
-        now: float,
-    ) -> tuple[list[str], list[Rule]]:
-        names = self.keys
-        keys: list[str] = []
-        selected: list[Rule] = []
-        for rule in rules:
-            if rule.kind == "r":
-                keys.append(names.rate(subject, product, rule.period))
-            else:
-                keys.append(names.quota(subject, product, rule.period, quota_window(rule.period, now)[0]))
-            selected.append(rule)
-        for rule in route_rules:
-            keys.append(names.route_rate(route_id, caller, rule.period))
-            selected.append(rule)
-        return keys, selected
-
     def _args(self, check: Check, now: float) -> list[Any]:
         now_ms = int(now * 1000)
         args: list[Any] = [now_ms, len(check.rules)]

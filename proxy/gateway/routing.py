@@ -20,10 +20,15 @@ from dataclasses import dataclass
 # sre_parse gives the literal prefix of a pattern exactly (alternation, groups, escapes) where
 # a hand-written scan would guess; it is private but unchanged since 3.11.
 from re import _parser as sre_parse  # type: ignore[attr-defined]
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
 
-from proxy.gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
+from proxy.gateway.canonical import ascii_lower
+from proxy.gateway.errors import MethodNotAllowed, RouteNotFound
+from proxy.gateway.spec import MatcherSpec, RouteSpec
+
+if TYPE_CHECKING:  # auth.py imports this module (through context.py)
+    from proxy.gateway.auth import RoutePolicy
 
 PATH_TYPES = ("prefix", "exact", "regex")
 MATCH_TYPES = ("exact", "regex", "present", "absent")
@@ -31,7 +36,9 @@ PROTOCOLS = ("http", "websocket")
 _PATH_RANK = {"exact": 0, "regex": 1, "prefix": 2}
 _TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Characters kept as they are when a rewritten path is encoded again (RFC 3986 pchar + "/").
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+ENCODED_SLASHES = ("reject", "keep")
+# A canonical path (canonical.py) keeps "%2F" and "%25" as text: encoding it again leaves "%" be.
+_REQUOTE_SAFE = "/:@!$&'()*+,;=-._~%"
 
 
 class RouteConfigError(ValueError):
@@ -74,30 +81,6 @@ def segment_prefixes(path: str) -> list[str]:
     return prefixes
 
 
-def resolve_dot_segments(path: str) -> str:
-    """Remove ``.`` and ``..`` segments (RFC 3986 5.2.4) so that ``/api/v1/../admin`` cannot
-    match ``/api/v1`` and then reach another upstream path. Escaping the root is a bad request."""
-    if "/." not in path:
-        return path
-    out: list[str] = []
-    segments = path.split("/")[1:]
-    for index, segment in enumerate(segments):
-        last = index == len(segments) - 1
-        if segment == ".":
-            if last:
-                out.append("")
-            continue
-        if segment == "..":
-            if not out:
-                raise BadRequest("The request path climbs above the root.")
-            out.pop()
-            if last:
-                out.append("")
-            continue
-        out.append(segment)
-    return "/" + "/".join(out)
-
-
 @dataclass(frozen=True, slots=True)
 class FieldMatcher:
     """One header or query condition."""
@@ -108,7 +91,7 @@ class FieldMatcher:
     pattern: re.Pattern[str] | None
 
     @classmethod
-    def compile(cls, spec: Mapping[str, Any], *, where: str, field: str) -> FieldMatcher:
+    def compile(cls, spec: MatcherSpec, *, where: str, field: str) -> FieldMatcher:
         name = str(spec.get("name", "")).strip()
         if not name:
             raise RouteConfigError(f"{where}: a matcher needs a name", field)
@@ -137,7 +120,10 @@ class FieldMatcher:
 
 
 class Route:
-    """A compiled route. ``spec`` keeps the snapshot's description for the later phases."""
+    """A compiled route. ``spec`` keeps the snapshot's description for the later phases;
+    ``policy`` (authentication and limits) is attached by Snapshot.compile."""
+
+    policy: RoutePolicy
 
     __slots__ = (
         "id",
@@ -156,13 +142,16 @@ class Route:
         "rewrite",
         "preserve_host",
         "protocols",
+        "encoded_slashes",
+        "path_parameters",
+        "case_insensitive",
         "order_key",
         "order",
         "literal",
         "policy",
     )
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+    def __init__(self, spec: RouteSpec) -> None:
         self.spec = spec
         self.id = spec.get("id")
         self.name = str(spec.get("name") or f"route-{self.id}")
@@ -189,6 +178,8 @@ class Route:
             if not raw_path.startswith("/"):
                 raise RouteConfigError(f"{where}: path must start with '/'")
             self.path = normalise_prefix(raw_path) if self.path_type == "prefix" else raw_path
+            if spec.get("case_insensitive"):
+                self.path = ascii_lower(self.path)
             self.literal = self.path
         self.methods = frozenset(m.upper() for m in spec.get("methods") or ())
         self.header_matchers = tuple(
@@ -200,6 +191,19 @@ class Route:
         self.priority = int(spec.get("priority") or 0)
         self.strip_prefix = bool(spec.get("strip_prefix"))
         self.preserve_host = bool(spec.get("preserve_host"))
+        # How this route takes what canonical.py flags: "%2F" (reject or keep), ";" parameters,
+        # and the case of the path (a case-insensitive route matches "/Users" as "/users").
+        self.encoded_slashes = spec.get("encoded_slashes") or "reject"
+        if self.encoded_slashes not in ENCODED_SLASHES:
+            raise RouteConfigError(
+                f"{where}: encoded_slashes must be one of {', '.join(ENCODED_SLASHES)}", "encoded_slashes"
+            )
+        self.path_parameters = bool(spec.get("path_parameters"))
+        self.case_insensitive = bool(spec.get("case_insensitive"))
+        if self.case_insensitive and self.path_type == "regex":
+            raise RouteConfigError(
+                f"{where}: a regex route ignores case with (?i), not case_insensitive", "case_insensitive"
+            )
         self.protocols = frozenset(spec.get("protocols") or ("http",))
         if not self.protocols <= set(PROTOCOLS):
             raise RouteConfigError(f"{where}: protocols must be among {', '.join(PROTOCOLS)}", "protocols")
@@ -207,8 +211,6 @@ class Route:
         host_rank = 0 if not self.hosts else (2 if any("*" not in h for h in self.hosts) else 1)
         self.order_key = (-self.priority, -host_rank, _PATH_RANK[self.path_type], -len(self.literal), self.name)
         self.order = 0
-        # Authentication and limits of the route (auth.RoutePolicy), attached by the snapshot.
-        self.policy: Any = None
 
     def path_params_names(self) -> set[str]:
         return set(self.regex.groupindex) if self.regex is not None else set()
@@ -220,7 +222,8 @@ class Route:
                 return {}, path
             return {}, path[len(self.path) :]
         if self.path_type == "exact":
-            return ({}, "") if path == self.path else None
+            compared = ascii_lower(path) if self.case_insensitive else path
+            return ({}, "") if compared == self.path else None
         assert self.regex is not None
         found = self.regex.fullmatch(path)
         if found is None:
@@ -233,9 +236,9 @@ class Route:
         if self.rewrite is not None:
             values = dict(params)
             values["path"] = tail
-            return quote("".join(lit + values.get(name, "") for lit, name in self.rewrite), safe=_PATH_SAFE)
+            return quote("".join(lit + values.get(name, "") for lit, name in self.rewrite), safe=_REQUOTE_SAFE)
         if self.strip_prefix and self.path_type == "prefix" and self.path != "/":
-            return quote(tail or "/", safe=_PATH_SAFE)
+            return quote(tail or "/", safe=_REQUOTE_SAFE)
         return None
 
 
@@ -273,17 +276,21 @@ class RouteMatch:
 
 
 class _Bucket:
-    __slots__ = ("exact", "prefix")
+    __slots__ = ("exact", "prefix", "folded_exact", "folded_prefix")
 
     def __init__(self) -> None:
         self.exact: dict[str, list[Route]] = {}
         self.prefix: dict[str, list[Route]] = {}
+        # Case-insensitive routes, under their lower-cased path: looked up with the request's
+        # path lower-cased, only when there are any.
+        self.folded_exact: dict[str, list[Route]] = {}
+        self.folded_prefix: dict[str, list[Route]] = {}
 
     def add(self, route: Route) -> None:
         if route.path_type == "exact":
-            self.exact.setdefault(route.path, []).append(route)
+            (self.folded_exact if route.case_insensitive else self.exact).setdefault(route.path, []).append(route)
         elif route.path_type == "prefix":
-            self.prefix.setdefault(route.path, []).append(route)
+            (self.folded_prefix if route.case_insensitive else self.prefix).setdefault(route.path, []).append(route)
         else:
             literal = route.literal
             key = normalise_prefix(literal[: literal.rfind("/") + 1]) if literal.startswith("/") else "/"
@@ -324,7 +331,7 @@ class RouteTable:
         self._has_wildcards = bool(self._wildcard_hosts)
 
     @classmethod
-    def from_specs(cls, specs: Iterable[Mapping[str, Any]]) -> RouteTable:
+    def from_specs(cls, specs: Iterable[RouteSpec]) -> RouteTable:
         return cls(Route(spec) for spec in specs)
 
     def __len__(self) -> int:
@@ -357,6 +364,11 @@ class RouteTable:
                     routes = bucket.prefix.get(prefix)
                     if routes:
                         found.extend(routes)
+            if bucket.folded_exact or bucket.folded_prefix:
+                folded = ascii_lower(path)
+                found.extend(bucket.folded_exact.get(folded, ()))
+                for prefix in segment_prefixes(folded):
+                    found.extend(bucket.folded_prefix.get(prefix, ()))
         if len(found) > 1:
             found.sort(key=_order)
         return found

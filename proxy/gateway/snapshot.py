@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -30,12 +29,13 @@ from proxy.gateway.balancer import Upstream
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.iprules import IpRules
 from proxy.gateway.policy import TrafficPolicy
-from proxy.gateway.redis_keys import RedisKeys
 from proxy.gateway.routing import Route, RouteConfigError, RouteTable
+from proxy.gateway.spec import SnapshotData
+from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.config")
 
-SnapshotLoader = Callable[[], Mapping[str, Any]]
+SnapshotLoader = Callable[[], SnapshotData]
 
 # Keep the stored snapshot only if it is not older than the one already there: two instances
 # that reload at once must not leave the older configuration behind.
@@ -55,22 +55,22 @@ class Snapshot:
     routes: RouteTable
     upstreams: Mapping[str, Upstream]
     auth: AuthIndex
-    data: Mapping[str, Any]
+    data: SnapshotData
     built_at: float = field(default_factory=time.time)
     # Traffic policies by route name (policy.py) and IP rules by partner id (iprules.py).
     traffic: Mapping[str, TrafficPolicy] = field(default_factory=dict)
     partner_ips: Mapping[int, IpRules] = field(default_factory=dict)
 
     @classmethod
-    def compile(cls, data: Mapping[str, Any], version: int) -> Snapshot:
+    def compile(cls, data: SnapshotData, version: int) -> Snapshot:
         """Compile plain data. A broken route or upstream is left out and logged, so one bad
         row cannot take the whole configuration down."""
         upstreams: dict[str, Upstream] = {}
-        for spec in data.get("upstreams", ()):
+        for upstream_spec in data.get("upstreams", ()):
             try:
-                upstreams[spec["name"]] = Upstream(spec)
+                upstreams[upstream_spec["name"]] = Upstream(upstream_spec)
             except (KeyError, ValueError, TypeError) as exc:
-                log.error("upstream %r left out of snapshot %s: %s", spec.get("name"), version, exc)
+                log.error("upstream %r left out of snapshot %s: %s", upstream_spec.get("name"), version, exc)
         routes: list[Route] = []
         traffic: dict[str, TrafficPolicy] = {}
         for spec in data.get("routes", ()):
@@ -82,14 +82,14 @@ class Snapshot:
             except (RouteConfigError, ValueError, TypeError) as exc:
                 log.error("route %r left out of snapshot %s: %s", spec.get("name"), version, exc)
         partner_ips: dict[int, IpRules] = {}
-        for spec in data.get("partners", ()):
+        for partner in data.get("partners", ()):
             try:
-                rules = IpRules(spec.get("ip_allow") or (), spec.get("ip_deny") or ())
+                rules = IpRules(partner.get("ip_allow") or (), partner.get("ip_deny") or ())
             except ValueError as exc:  # refuse everything rather than let a broken allow list open up
-                log.error("partner %r: IP rules do not compile, refusing its calls: %s", spec.get("slug"), exc)
+                log.error("partner %r: IP rules do not compile, refusing its calls: %s", partner.get("slug"), exc)
                 rules = IpRules(allow=["0.0.0.0/32"])
             if rules:
-                partner_ips[spec["id"]] = rules
+                partner_ips[partner["id"]] = rules
         return cls(
             version=version,
             routes=RouteTable(routes),

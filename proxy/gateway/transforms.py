@@ -13,12 +13,12 @@ rate-limit and CORS headers. Headers that frame the message and those only the g
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from multidict import CIMultiDict
 
 from proxy.gateway.headers import GATEWAY_OWNED, HOP_BY_HOP
+from proxy.gateway.spec import TransformSpec
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Framing, and what the gateway alone says (identity, request id, Via): never transformed.
@@ -49,7 +49,7 @@ def _value(value: Any, where: str) -> str:
 class HeaderTransform:
     __slots__ = ("remove", "rename", "set", "add")
 
-    def __init__(self, spec: Mapping[str, Any] | None, where: str = "headers") -> None:
+    def __init__(self, spec: TransformSpec | None, where: str = "headers") -> None:
         spec = spec or {}
         unknown = set(spec) - set(OPERATIONS)
         if unknown:

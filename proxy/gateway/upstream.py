@@ -18,22 +18,29 @@ attempts up to the last byte of the response; none by default, so event streams 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 import aiohttp
 from multidict import CIMultiDict
 
-from proxy.gateway import tracing
+from proxy.gateway.attempts import CONNECTION_FAILURES, Retry, each_target, may_retry
 from proxy.gateway.balancer import Target, Upstream
-from proxy.gateway.body import ClientGone, Upload, chunks, declared_length
-from proxy.gateway.cache import CacheSlot, Entry
+from proxy.gateway.body import BodyLimits, ClientGone, Upload, chunks, declared_length
+from proxy.gateway.cache import Entry
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
-from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout, PayloadTooLarge, ServiceUnavailable
-from proxy.gateway.headers import GATEWAY_OWNED, HOP_BY_HOP, connection_tokens, filter_response_headers
-from proxy.gateway.policy import DEFAULT, TrafficPolicy
-from proxy.gateway.transforms import HeaderTransform
+from proxy.gateway.drain import Drain
+from proxy.gateway.errors import (
+    BadGateway,
+    GatewayError,
+    GatewayTimeout,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+)
+from proxy.gateway.headers import filter_response_headers
+from proxy.gateway.pipeline import Admitted
+from proxy.gateway.policy import TrafficPolicy
 from proxy.gateway.types import Receive, Send
 
 __all__ = ["ClientGone", "Forwarder"]
@@ -42,53 +49,107 @@ __all__ = ["ClientGone", "Forwarder"]
 # see what the client sent, nothing more.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _NO_BODY_STATUS = frozenset({204, 304})
-# Failures before any response byte, where the request did not reach the application or an
-# idempotent one may safely be sent again. Read timeouts are not among them (see retry.py).
-_CONNECTION_FAILURES = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientConnectionResetError,
-    aiohttp.ClientOSError,
-)
 
 
 class _Exchange:
     """One request's business with its upstream, over all its attempts."""
 
-    __slots__ = ("ctx", "upstream", "path", "send", "policy", "data", "hash_key", "cache", "index")
+    __slots__ = (
+        "ctx",
+        "upstream",
+        "path",
+        "headers",
+        "preserve_host",
+        "receive",
+        "send",
+        "policy",
+        "data",
+        "hash_key",
+        "cache",
+        "index",
+    )
 
     def __init__(
         self,
         ctx: RequestContext,
+        admitted: Admitted,
         upstream: Upstream,
-        path: str,
+        receive: Receive,
         send: Send,
-        policy: TrafficPolicy,
         data: bytes | Upload | None,
-        hash_key: str | None,
-        cache: CacheSlot | None,
     ) -> None:
         self.ctx = ctx
         self.upstream = upstream
-        self.path = path
+        self.path = admitted.target
+        self.headers = admitted.headers
+        self.preserve_host = admitted.preserve_host
+        self.receive = receive
         self.send = send
-        self.policy = policy
+        self.policy = admitted.traffic
         self.data = data
-        self.hash_key = hash_key
-        self.cache = cache
+        self.hash_key = admitted.hash_key
+        self.cache = admitted.cache
         self.index = -1  # the target of the attempt in progress
 
     def replayable(self) -> bool:
         return not (isinstance(self.data, Upload) and self.data.started)
 
+    def upload_done(self) -> bool:
+        """Whether the request body is read, so receive() is free for the disconnect watcher."""
+        return not isinstance(self.data, Upload) or self.data.finished
+
+
+class _Drained(Exception):
+    """The process is draining: end this event stream cleanly, the client reconnects elsewhere."""
+
+
+class _Watch:
+    """Waits for the client to disconnect while a long response is relayed, and then fails the
+    relay's pending read at once (ClientGone): the upstream is closed and the pool slot freed
+    instead of the stream running on for nobody. For event streams it also ends the stream when
+    the process starts draining (drain.py)."""
+
+    __slots__ = ("ctx", "content", "drain", "task")
+
+    def __init__(
+        self, ctx: RequestContext, receive: Receive, content: aiohttp.StreamReader, drain: Drain | None
+    ) -> None:
+        self.ctx = ctx
+        self.content = content
+        self.drain = drain
+        self.task = asyncio.create_task(self._wait(receive))
+        if drain is not None:
+            if drain.draining:
+                self._end()
+            else:
+                drain.streams.add(self._end)
+
+    async def _wait(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.ctx.client_gone = True
+                self.content.set_exception(ClientGone())
+                return
+
+    def _end(self) -> None:
+        self.content.set_exception(_Drained())
+
+    def stop(self) -> None:
+        self.task.cancel()
+        if self.drain is not None:
+            self.drain.streams.discard(self._end)
+
 
 class Forwarder:
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, drain: Drain | None = None) -> None:
         self.config = config
+        self.drain = drain if drain is not None else Drain()
         self.via = f"1.1 {config.via}"
         self._via = self.via.encode()
         self._session: aiohttp.ClientSession | None = None
+        # Upstream name → its slots (_take_slot); kept across snapshots, like the pool.
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -122,63 +183,30 @@ class Forwarder:
             sock_read=policy.read_timeout or upstream.read_timeout or self.config.read_timeout,
         )
 
-    def request_headers(
-        self, ctx: RequestContext, target: Target, preserve_host: bool, transform: HeaderTransform | None = None
-    ) -> CIMultiDict[str]:
-        drop = HOP_BY_HOP | GATEWAY_OWNED | connection_tokens(ctx.headers)
-        if ctx.consumed_header:
-            drop = drop | {ctx.consumed_header}
-        out: CIMultiDict[str] = CIMultiDict()
-        for raw_name, raw_value in ctx.raw_headers:
-            name = raw_name.decode("latin-1").lower()
-            if name not in drop:
-                out.add(name, raw_value.decode("latin-1"))
-        if transform is not None:
-            transform.apply_request(out)  # before the gateway's own headers: those always win
-        if "content-length" in ctx.headers and "transfer-encoding" not in ctx.headers:
-            out["Content-Length"] = ctx.headers["content-length"][0]
-        original_host = ctx.header("host") or ""
-        out["Host"] = original_host if preserve_host and original_host else target.authority
-        # The hop that reached us is the peer; ctx.client_ip may be a client behind trusted proxies.
-        hop = ctx.peer_ip or ctx.client_ip
-        forwarded_for = out.get("X-Forwarded-For")
-        out["X-Forwarded-For"] = f"{forwarded_for}, {hop}" if forwarded_for else hop
-        out["X-Real-IP"] = ctx.client_ip
-        out["X-Forwarded-Proto"] = ctx.scheme
-        if original_host:
-            out["X-Forwarded-Host"] = original_host
-        out["Via"] = self.via
-        out["X-Request-ID"] = ctx.request_id
-        if not ctx.traceparent:  # the gateway's span is the upstream's parent
-            ctx.traceparent = tracing.start_trace(ctx)
-        out[tracing.HEADER] = ctx.traceparent
-        for name, value in ctx.upstream_headers:
-            out[name] = value
-        return out
-
-    async def forward(
-        self,
-        ctx: RequestContext,
-        upstream: Upstream,
-        upstream_path: str,
-        receive: Receive,
-        send: Send,
-        policy: TrafficPolicy = DEFAULT,
-        *,
-        hash_key: str | None = None,
-        cache: CacheSlot | None = None,
-    ) -> None:
+    async def forward(self, ctx: RequestContext, admitted: Admitted, receive: Receive, send: Send) -> None:
+        """Send the admitted request upstream (retrying per the route's policy) and relay the
+        response; admission (pipeline.py) has chosen the upstream and built the request."""
+        upstream, policy = admitted.upstream, admitted.traffic
+        assert upstream is not None
         assert self._session is not None, "Forwarder.start() was not awaited"
-        limit = self._limit(policy)
-        length = declared_length(ctx, limit)
+        limits = BodyLimits(self._limit(policy), self.config.body_idle_timeout, self.config.upload_timeout)
+        length = declared_length(ctx, limits.max_bytes)
         retry = policy.retry.applies_to(ctx.method)
         data: bytes | Upload | None = None
         if length is None or length > 0:
-            if retry and length is not None and length <= self.config.retry_buffer_bytes:
-                data = b"".join([chunk async for chunk in chunks(ctx, receive, limit)])
+            if length is not None and length <= self.config.retry_buffer_bytes:
+                # Small bodies are read before a pooled connection is taken (and can be retried):
+                # a slow client then holds nothing of the upstream's while it sends.
+                data = b"".join([chunk async for chunk in chunks(ctx, receive, limits)])
             else:
-                data = Upload(ctx, receive, limit)
-        exchange = _Exchange(ctx, upstream, upstream_path, send, policy, data, hash_key, cache)
+                data = Upload(ctx, receive, limits)
+        exchange = _Exchange(ctx, admitted, upstream, receive, send, data)
+        slots = self._slots.get(upstream.name)
+        if slots is None:
+            slots = self._slots[upstream.name] = asyncio.Semaphore(
+                self.config.upstream_pool_size * max(1, len(upstream.targets))
+            )
+        await self._take_slot(slots)
         ctx.upstream_started = time.perf_counter()
         try:
             if policy.total_timeout is None:
@@ -194,48 +222,42 @@ class Forwarder:
                     upstream.circuits[exchange.index].failure(time.time())
                 raise GatewayTimeout() from exc
         finally:
+            slots.release()
             ctx.upstream_finished = time.perf_counter()
 
+    async def _take_slot(self, slots: asyncio.Semaphore) -> None:
+        """One of the upstream's slots (as many as its pool has connections), waiting at most
+        GATEWAY_UPSTREAM_QUEUE_TIMEOUT: a pile-up behind slow requests gets a fast 503, not a
+        504 that would also count against the targets' health."""
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once
+            return
+        try:
+            async with asyncio.timeout(self.config.upstream_queue_timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "The API is at capacity; try again shortly.", code="upstream_busy", headers=[(b"retry-after", b"1")]
+            ) from None
+
     async def _attempts(self, exchange: _Exchange, retries_left: int) -> None:
-        ctx, upstream = exchange.ctx, exchange.upstream
-        assert ctx.match is not None
-        route = ctx.match.route
-        headers = self.request_headers(ctx, upstream.targets[0], route.preserve_host, exchange.policy.request_transform)
-        preserve_host = route.preserve_host and "host" in ctx.headers
+        ctx, upstream, headers = exchange.ctx, exchange.upstream, exchange.headers
         timeouts = self._timeout(upstream, exchange.policy)
-        upstream.retry_budget.request(time.time())
-        tried: list[int] = []
-        while True:
-            now = time.time()
-            index = upstream.choose(exchange.hash_key, tried, now)
-            if index is None and tried:
-                index = upstream.choose(exchange.hash_key, (), now)  # only tried targets left: one again
-            if index is None:
-                retry_after = str(max(1, math.ceil(upstream.retry_after(now)))).encode()
-                raise ServiceUnavailable(
-                    "Every server of this API is unavailable; try again shortly.",
-                    code="no_healthy_upstream",
-                    headers=[(b"retry-after", retry_after)],
-                )
-            tried.append(index)
+
+        async def attempt(index: int, target: Target, retry: bool) -> None:
             exchange.index = index
-            target = upstream.targets[index]
-            if not preserve_host:
+            if not exchange.preserve_host:
                 headers["Host"] = target.authority
-            ctx.target = target
-            ctx.attempts += 1
-            try:
-                if await self._attempt(exchange, target.url + exchange.path, headers, timeouts, retries_left > 0):
-                    return
-            except _Retryable:
-                pass
-            retries_left -= 1
+            if not await self._attempt(exchange, target.url + exchange.path, headers, timeouts, retry):
+                raise Retry()
+
+        await each_target(ctx, upstream, exchange.hash_key, retries_left, attempt)
 
     async def _attempt(
         self, exchange: _Exchange, url: str, headers: CIMultiDict[str], timeouts: aiohttp.ClientTimeout, retry: bool
     ) -> bool:
-        """One attempt on one target. True when the response was relayed; False or _Retryable
-        when it is to be retried (the retry budget is already charged); else the error to answer.
+        """One attempt on one target. True when the response was relayed; False or Retry when it
+        is to be retried (the retry budget is already charged); else the error to answer.
         """
         assert self._session is not None
         ctx, upstream, index, policy = exchange.ctx, exchange.upstream, exchange.index, exchange.policy
@@ -259,12 +281,15 @@ class Forwarder:
                     circuit.success()
                 if status in policy.retry.statuses and self._may_retry(exchange, retry):
                     return False
-                await self._relay(ctx, response, exchange.send, policy, exchange.cache)
+                await self._relay(exchange, response)
                 return True
         except (GatewayError, ClientGone):
             circuit.released()
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if ctx.body_timed_out:
+                circuit.released()
+                raise RequestTimeout() from exc
             if ctx.body_too_large:
                 circuit.released()
                 raise PayloadTooLarge(f"The request body may be at most {self._limit(policy)} bytes.") from exc
@@ -275,15 +300,15 @@ class Forwarder:
             if ctx.response_started:
                 raise
             error: GatewayError = GatewayTimeout() if isinstance(exc, TimeoutError) else BadGateway()
-            if isinstance(exc, _CONNECTION_FAILURES) and self._may_retry(exchange, retry):
-                raise _Retryable(error) from exc
+            if isinstance(exc, CONNECTION_FAILURES) and self._may_retry(exchange, retry):
+                raise Retry(error) from exc
             raise error from exc
         finally:
             upstream.inflight[index] -= 1
 
     @staticmethod
     def _may_retry(exchange: _Exchange, retry: bool) -> bool:
-        return retry and exchange.replayable() and exchange.upstream.retry_budget.withdraw(time.time())
+        return exchange.replayable() and may_retry(exchange.upstream, retry)
 
     def _limit(self, policy: TrafficPolicy) -> int:
         return policy.max_body_bytes if policy.max_body_bytes is not None else self.config.max_body_bytes
@@ -301,14 +326,8 @@ class Forwarder:
         headers.extend(ctx.response_headers)
         return headers
 
-    async def _relay(
-        self,
-        ctx: RequestContext,
-        response: aiohttp.ClientResponse,
-        send: Send,
-        policy: TrafficPolicy,
-        cache: CacheSlot | None,
-    ) -> None:
+    async def _relay(self, exchange: _Exchange, response: aiohttp.ClientResponse) -> None:
+        ctx, send, policy, cache = exchange.ctx, exchange.send, exchange.policy, exchange.cache
         upstream_headers = filter_response_headers(response.raw_headers)
         if cache is not None:
             cache.offer(response.status, upstream_headers)
@@ -324,16 +343,32 @@ class Forwarder:
             return
         content = response.content
         collect = cache is not None and cache.open
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                break
-            ctx.bytes_sent += len(chunk)
-            if collect:
-                assert cache is not None
-                cache.add(chunk)
-                collect = cache.open
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        watch: _Watch | None = None
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                ctx.bytes_sent += len(chunk)
+                if collect:
+                    assert cache is not None
+                    cache.add(chunk)
+                    collect = cache.open
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # A body that came in one read (most answers) costs no watcher; a longer one might
+                # outlive its client, whose disconnect only receive() reports: uvicorn's send()
+                # does nothing once the client is gone, and an idle event stream never sends.
+                if watch is None and not content.at_eof() and exchange.upload_done():
+                    watch = _Watch(ctx, exchange.receive, content, self.drain if ctx.streamed else None)
+        except ClientGone:
+            response.close()  # close, not release: the upstream would go on sending
+            raise
+        except _Drained:
+            response.close()
+        finally:
+            if watch is not None:
+                # Before the last send: after it, receive() reports a disconnect for any request.
+                watch.stop()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if cache is not None:
             cache.finish(response.status, upstream_headers)
@@ -348,11 +383,3 @@ class Forwarder:
         body = b"" if ctx.method == "HEAD" or entry.status in _NO_BODY_STATUS else entry.body
         ctx.bytes_sent = len(body)
         await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-class _Retryable(Exception):
-    """A connection failure: the request may go to another target."""
-
-    def __init__(self, error: GatewayError) -> None:
-        super().__init__(error.detail)
-        self.error = error

@@ -17,6 +17,7 @@ from proxy.gateway.iprules import parse_networks
 from proxy.gateway.policy import UpstreamRule
 from proxy.gateway.routing import MATCH_TYPES, PATH_TYPES, PROTOCOLS, RouteConfigError, normalise_prefix
 from proxy.gateway.routing import Route as CompiledRoute
+from proxy.gateway.spec import RouteSpec, TargetSpec, UpstreamSpec
 from proxy.gateway.transforms import HeaderTransform
 
 
@@ -126,7 +127,7 @@ class Upstream(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def snapshot_spec(self, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    def snapshot_spec(self, targets: list[TargetSpec]) -> UpstreamSpec:
         """The plain description the data plane compiles (see proxy/snapshot.py)."""
         return {
             "name": self.name,
@@ -246,6 +247,20 @@ class Route(models.Model):
         max_length=500, blank=True, help_text="Upstream path template, e.g. /v2/items/{id} or /legacy{path}."
     )
     preserve_host = models.BooleanField(default=False, help_text="Send the client's Host header upstream.")
+    # How the route takes what the canonical path flags (proxy/gateway/canonical.py): by default
+    # anything an upstream might read as another path is refused.
+    encoded_slashes = models.CharField(
+        max_length=10,
+        choices=[("reject", "Reject (400)"), ("keep", "Keep encoded: match and forward %2F as it is")],
+        default="reject",
+        help_text="Paths with an encoded slash (%2F).",
+    )
+    path_parameters = models.BooleanField(
+        default=False, help_text="Accept ';' parameters in path segments (e.g. ;jsessionid=...); refused otherwise."
+    )
+    case_insensitive = models.BooleanField(
+        default=False, help_text="Match the path ignoring case (prefix and exact routes; regex routes use (?i))."
+    )
     protocols = models.JSONField(
         default=list, blank=True, help_text='["http"], ["websocket"] or both; empty means http.'
     )
@@ -374,7 +389,7 @@ class Route(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def snapshot_spec(self) -> dict[str, Any]:
+    def snapshot_spec(self) -> RouteSpec:
         """The plain description the data plane compiles (see proxy/snapshot.py)."""
         return {
             "id": self.pk,
@@ -390,6 +405,9 @@ class Route(models.Model):
             "strip_prefix": self.strip_prefix,
             "rewrite": self.rewrite,
             "preserve_host": self.preserve_host,
+            "encoded_slashes": self.encoded_slashes,
+            "path_parameters": self.path_parameters,
+            "case_insensitive": self.case_insensitive,
             "protocols": list(self.protocols) or ["http"],
             "product": self.product.slug if self.product is not None else None,
             "auth": self.auth,
@@ -414,7 +432,7 @@ class Route(models.Model):
             **self.traffic_spec(),
         }
 
-    def traffic_spec(self) -> dict[str, Any]:
+    def traffic_spec(self) -> RouteSpec:
         """The traffic policy part of the spec (proxy/gateway/policy.py). JSON fields go as they
         are: clean() checks their shapes, and the snapshot is only ever read."""
         return {

@@ -22,7 +22,8 @@ function copyText(text) {
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("button[data-copy-target]").forEach(function (button) {
     var input = document.getElementById(button.getAttribute("data-copy-target"));
-    var status = button.closest(".secret-box").querySelector(".copy-status");
+    // The secret's box, or the "Try it" command's section on the same page.
+    var status = button.closest(".secret-box, .try-it").querySelector(".copy-status");
     button.addEventListener("click", function () {
       copyText(input.value).then(function () {
         status.textContent = "Copied to the clipboard.";

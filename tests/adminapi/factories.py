@@ -12,7 +12,8 @@ from django.contrib.auth.models import Group, Permission, User
 from rest_framework.test import APIClient
 
 from adminapi import services as token_services
-from proxy.models import ApiProduct, Partner, Plan, Route, Subscription, Target, Upstream
+from proxy.models import ApiProduct, Partner, Plan, Route, Subscription, Upstream
+from tests import factories
 
 CONFIG_APPS = ("proxy", "audit", "adminapi")
 
@@ -43,18 +44,19 @@ def client_for(user: User | None) -> APIClient:
 def sample_config(target_url: str = "http://127.0.0.1:9") -> dict[str, Any]:
     """An upstream with a target, a product, a plan, a key route and a public route, and an
     active partner subscribed to the product."""
-    upstream = Upstream.objects.create(name="appliances", description="Appliance service")
-    Target.objects.create(upstream=upstream, url=target_url, weight=3)
-    product = ApiProduct.objects.create(name="Appliance API", slug="appliance-api")
-    plan = Plan.objects.create(name="Gold", slug="gold", per_minute=60, quota_day=1000)
-    route = Route.objects.create(
-        name="appliances-v1", upstream=upstream, path="/api/v1", product=product, methods=["GET", "POST"]
+    upstream = factories.upstream(
+        name="appliances", description="Appliance service", targets=[{"url": target_url, "weight": 3}]
     )
-    public = Route.objects.create(
-        name="status", upstream=upstream, path="/status", path_type="exact", auth="public", limit_per_second=5
+    product = factories.product(slug="appliance-api", name="Appliance API")
+    plan = factories.plan(slug="gold", per_minute=60, quota_day=1000)
+    route = factories.route(
+        upstream=upstream, name="appliances-v1", path="/api/v1", product=product, methods=["GET", "POST"]
     )
-    partner = Partner.objects.create(name="Acme", slug="acme", status="active")
-    Subscription.objects.create(partner=partner, product=product, plan=plan)
+    public = factories.route(
+        upstream=upstream, name="status", path="/status", path_type="exact", auth="public", limit_per_second=5
+    )
+    partner = factories.partner(slug="acme")
+    factories.subscription(partner=partner, product=product, plan=plan)
     return {
         "upstream": upstream,
         "product": product,
@@ -67,14 +69,20 @@ def sample_config(target_url: str = "http://127.0.0.1:9") -> dict[str, Any]:
 
 def rich_config() -> None:
     """Every kind of object with every kind of field set away from its default."""
-    sample_config()
-    legacy = Upstream.objects.create(name="legacy", connect_timeout=1.5, read_timeout=30.0)
-    Target.objects.create(upstream=legacy, url="http://127.0.0.1:8101", weight=5)
-    Target.objects.create(upstream=legacy, url="http://127.0.0.1:8102", weight=0, enabled=False)
-    Upstream.objects.create(name="spare")
-    events = ApiProduct.objects.create(
-        name="Appliance events",
+    sample = sample_config()
+    legacy = factories.upstream(
+        name="legacy",
+        connect_timeout=1.5,
+        read_timeout=30.0,
+        targets=[
+            {"url": "http://127.0.0.1:8101", "weight": 5},
+            {"url": "http://127.0.0.1:8102", "weight": 0, "enabled": False},
+        ],
+    )
+    factories.upstream(name="spare")
+    events = factories.product(
         slug="events",
+        name="Appliance events",
         description="Server-sent events.\nSecond line.",
         published=False,
         approval="manual",
@@ -87,8 +95,7 @@ def rich_config() -> None:
             "x-yes": "yes",
         },
     )
-    Plan.objects.create(
-        name="Free",
+    free = factories.plan(
         slug="free",
         description="Try it",
         scope="partner",
@@ -97,9 +104,9 @@ def rich_config() -> None:
         quota_month=5000,
         public=False,
     )
-    Route.objects.create(
-        name="item-v2",
+    factories.route(
         upstream=legacy,
+        name="item-v2",
         path_type="regex",
         path=r"^/items/(?P<id>[0-9]+)$",
         rewrite="/v2/items/{id}",
@@ -121,9 +128,9 @@ def rich_config() -> None:
         strip_prefix=False,
         preserve_host=True,
     )
-    Route.objects.create(
-        name="events",
+    factories.route(
         upstream=legacy,
+        name="events",
         path="/events",
         strip_prefix=True,
         protocols=["http", "websocket"],
@@ -135,17 +142,10 @@ def rich_config() -> None:
         ws_max_connections_per_key=2,
         ws_max_connections_per_partner=5,
     )
-    beta = Partner.objects.create(
-        name="Beta Automation", slug="beta", status="suspended", contact_email="ops@beta.example"
-    )
-    Subscription.objects.create(partner=beta, product=events, plan=Plan.objects.get(slug="free"), status="pending")
-    Subscription.objects.create(
-        partner=beta,
-        product=ApiProduct.objects.get(slug="appliance-api"),
-        plan=Plan.objects.get(slug="gold"),
-        status="rejected",
-    )
-    Partner.objects.create(name="Gamma", slug="gamma")
+    beta = factories.partner(slug="beta", name="Beta Automation", status="suspended", contact_email="ops@beta.example")
+    factories.subscription(partner=beta, product=events, plan=free, status="pending")
+    factories.subscription(partner=beta, product=sample["product"], plan=sample["plan"], status="rejected")
+    factories.partner(slug="gamma", status="pending")
 
 
 def empty_configuration() -> None:

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from proxy import services
 from proxy.models import Route
+from tests import factories
 from tests.adminapi.factories import client_for, sample_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,7 +25,7 @@ EXPLAIN = "/api/admin/v1/explain"
 @pytest.fixture
 def config(db: None) -> dict[str, Any]:
     config = sample_config()
-    key, secret = services.api_key_create(partner=config["partner"], name="alexa")
+    key, secret = factories.api_key(partner=config["partner"], name="alexa")
     return {**config, "key": key, "secret": secret}
 
 
@@ -69,23 +70,17 @@ def test_a_matching_request_names_its_route_and_why(api: APIClient, config: dict
 
 def test_the_nearest_routes_name_the_matcher_that_failed(api: APIClient, config: dict[str, Any]) -> None:
     upstream = config["upstream"]
-    Route.objects.create(
-        name="v2-header",
+    factories.route(
         upstream=upstream,
+        name="v2-header",
         path="/api/v1",
         priority=10,
         auth="public",
         headers=[{"name": "X-API-Version", "match": "exact", "value": "2"}],
     )
-    Route.objects.create(
-        name="other-host", upstream=upstream, path="/api/v1", hosts=["partner.example.com"], auth="public"
-    )
-    Route.objects.create(
-        name="delete-only", upstream=upstream, path="/api/v1/appliances", methods=["DELETE"], auth="public"
-    )
-    Route.objects.create(
-        name="switched-off", upstream=upstream, path="/api/v1/appliances", enabled=False, auth="public"
-    )
+    factories.route(upstream=upstream, name="other-host", path="/api/v1", hosts=["partner.example.com"], auth="public")
+    factories.route(upstream=upstream, name="delete-only", path="/api/v1/appliances", methods=["DELETE"], auth="public")
+    factories.route(upstream=upstream, name="switched-off", path="/api/v1/appliances", enabled=False, auth="public")
 
     answer = explain(
         api,
@@ -104,7 +99,7 @@ def test_the_nearest_routes_name_the_matcher_that_failed(api: APIClient, config:
 
 
 def test_a_route_that_matches_but_loses_on_precedence_is_nearest(api: APIClient, config: dict[str, Any]) -> None:
-    Route.objects.create(name="catch-all", upstream=config["upstream"], path="/", auth="public")
+    factories.route(upstream=config["upstream"], name="catch-all", path="/", auth="public")
     answer = explain(api, method="GET", url="http://x/api/v1/a", headers={"X-API-Key": config["secret"]})
     assert answer["route"]["name"] == "appliances-v1"
     assert answer["nearest"][0]["name"] == "catch-all"
@@ -181,9 +176,7 @@ def test_public_routes_are_limited_per_client_ip(api: APIClient, config: dict[st
 
 
 def test_a_websocket_only_route_does_not_match_plain_http(api: APIClient, config: dict[str, Any]) -> None:
-    Route.objects.create(
-        name="events", upstream=config["upstream"], path="/events", protocols=["websocket"], auth="public"
-    )
+    factories.route(upstream=config["upstream"], name="events", path="/events", protocols=["websocket"], auth="public")
     http = explain(api, method="GET", url="http://x/events")
     assert http["verdict"]["status"] == 404
     assert [c["matcher"] for c in next(m for m in http["nearest"] if m["name"] == "events")["failed"]] == ["protocol"]
@@ -246,10 +239,7 @@ def route_has(field: str) -> bool:
 
 @pytest.mark.skipif(not route_has("upstream_rules"), reason="routes have no traffic policy in this checkout")
 def test_upstream_rules_and_ip_rules_are_explained(api: APIClient, config: dict[str, Any]) -> None:
-    from proxy.models import Target, Upstream
-
-    canary = Upstream.objects.create(name="canary")
-    Target.objects.create(upstream=canary, url="http://127.0.0.1:10")
+    factories.upstream(name="canary", targets=["http://127.0.0.1:10"])
     route = Route.objects.get(name="appliances-v1")
     route.upstream_rules = [{"header": "X-Canary", "value": "1", "upstream": "canary"}]
     route.ip_deny = ["198.51.100.0/24"]

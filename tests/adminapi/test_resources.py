@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from proxy import services
 from proxy.models import ApiKey, Partner, Route, Subscription, Upstream
+from tests import factories
 from tests.adminapi.factories import sample_config
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +99,7 @@ def test_deleting_an_upstream_that_routes_use_is_a_409(api: APIClient, config: d
 
 def test_listings_are_paginated_filtered_searched_and_ordered(api: APIClient, config: dict[str, Any]) -> None:
     for n in range(3):
-        Route.objects.create(name=f"extra-{n}", upstream=config["upstream"], path=f"/extra/{n}", priority=n)
+        factories.route(upstream=config["upstream"], name=f"extra-{n}", path=f"/extra/{n}", priority=n)
     page = api.get(f"{V1}/routes/?page_size=2").json()
     assert page["count"] == 5 and len(page["results"]) == 2 and page["next"]
     assert [r["name"] for r in api.get(f"{V1}/routes/?ordering=-priority&name__icontains=extra").json()["results"]] == [
@@ -131,7 +132,7 @@ def test_a_key_is_created_with_its_secret_shown_once(api: APIClient, config: dic
 
 
 def test_keys_are_revoked_and_rotated(api: APIClient, config: dict[str, Any]) -> None:
-    key, _ = services.api_key_create(partner=config["partner"], name="old")
+    key, _ = factories.api_key(partner=config["partner"], name="old")
     rotated = api.post(f"{V1}/keys/{key.prefix}/rotate/", {"grace_seconds": 60}, format="json")
     assert rotated.status_code == 201 and rotated.json()["secret"]
     key.refresh_from_db()
@@ -143,8 +144,8 @@ def test_keys_are_revoked_and_rotated(api: APIClient, config: dict[str, Any]) ->
 
 
 def test_a_key_cannot_move_to_another_partner(api: APIClient, config: dict[str, Any]) -> None:
-    other = Partner.objects.create(name="Other", slug="other", status="active")
-    key, _ = services.api_key_create(partner=config["partner"], name="k")
+    other = factories.partner(slug="other")
+    key, _ = factories.api_key(partner=config["partner"], name="k")
     response = api.patch(f"{V1}/keys/{key.prefix}/", {"partner": other.slug}, format="json")
     assert response.status_code == 400 and "cannot change" in response.json()["partner"][0]
 

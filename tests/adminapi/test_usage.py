@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from proxy import services
 from proxy.models import Partner, UsageHourly
+from tests import factories
 from tests.adminapi.factories import sample_config
 
 pytestmark = pytest.mark.django_db
@@ -20,8 +20,8 @@ USAGE = "/api/admin/v1/usage/"
 def traffic(db: None) -> dict[str, Any]:
     config = sample_config()
     acme = config["partner"]
-    beta = Partner.objects.create(name="Beta", slug="beta", status="active")
-    key, _ = services.api_key_create(partner=acme, name="k1")
+    beta = factories.partner(slug="beta")
+    key, _ = factories.api_key(partner=acme, name="k1")
 
     def row(partner: Partner, hour: datetime, requests: int, **extra: Any) -> None:
         UsageHourly.objects.create(partner=partner, hour=hour, requests=requests, status_2xx=requests, **extra)

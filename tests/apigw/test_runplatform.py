@@ -77,3 +77,53 @@ def test_run_serves_the_demo_api_events_and_websocket_and_stops_on_ctrl_c(tmp_pa
     for p in (port, demo_port):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{p}/healthz", timeout=2)
+
+
+def runplatform(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "runplatform", *args],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "APIGW_TEST_CHILD": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("taken", ["PORT", "DEMO_PORT"])
+def test_a_taken_port_stops_run_with_one_line(taken: str, tmp_path: Path) -> None:
+    """Before: "The platform is running" with URLs pointing at the other server, then a hang."""
+    import socket
+
+    port, demo_port = free_port(), free_port()
+    with socket.socket() as other:  # another server on the port (it need not even answer)
+        other.bind(("127.0.0.1", port if taken == "PORT" else demo_port))
+        other.listen()
+        started = time.monotonic()
+        result = runplatform(
+            "--port",
+            str(port),
+            "--demo-port",
+            str(demo_port),
+            env={"DATABASE_URL": subprocess_database_url(), "APIGW_VAR_DIR": str(tmp_path)},
+        )
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert "The platform is running" not in result.stdout
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "already in use" in lines[0] and f"{taken}=" in lines[0]
+
+
+def test_an_unmigrated_database_says_what_to_do(tmp_path: Path) -> None:
+    result = runplatform(
+        "--port",
+        str(free_port()),
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "APIGW_VAR_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: the database has unapplied migrations: run `make migrate` (or `python manage.py migrate`)"
+    ]

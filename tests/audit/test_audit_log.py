@@ -16,7 +16,8 @@ from audit.context import acting
 from audit.models import AuditLog
 from audit.recorder import REDACTED_VALUE
 from proxy import declarative, services
-from proxy.models import ApiKey, Partner, Route, Upstream
+from proxy.models import ApiKey, Route
+from tests import factories
 from tests.adminapi.factories import sample_config
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +77,7 @@ def test_a_key_created_through_the_api_is_one_entry_and_never_holds_the_secret(a
 
 def test_revoking_a_key_records_the_change(api: APIClient) -> None:
     config = sample_config()
-    key, _ = services.api_key_create(partner=config["partner"], name="k")
+    key, _ = factories.api_key(partner=config["partner"], name="k")
     api.post(f"{V1}/keys/{key.prefix}/revoke/")
     [entry] = entries(source="api")
     assert entry.changed_fields == ["revoked_at"] and entry.before["revoked_at"] is None
@@ -85,7 +86,7 @@ def test_revoking_a_key_records_the_change(api: APIClient) -> None:
 def test_a_django_admin_change_is_recorded_as_its_user(alice: User) -> None:
     alice.is_superuser = True
     alice.save()
-    upstream = Upstream.objects.create(name="u", description="old")
+    upstream = factories.upstream(name="u", description="old")
     client = Client()
     client.force_login(alice)
     response = client.post(
@@ -114,7 +115,7 @@ def test_a_django_admin_change_is_recorded_as_its_user(alice: User) -> None:
 
 
 def test_saving_without_a_change_records_nothing(db: None) -> None:
-    upstream = Upstream.objects.create(name="u")
+    upstream = factories.upstream(name="u")
     count = AuditLog.objects.count()
     upstream.save()
     assert AuditLog.objects.count() == count
@@ -130,7 +131,7 @@ def test_config_applies_are_recorded_and_dry_runs_leave_nothing(alice: User) -> 
 
 
 def test_changes_outside_any_request_are_recorded_as_system(db: None) -> None:
-    partner = Partner.objects.create(name="P", slug="p")
+    partner = factories.partner(slug="p", status="pending")
     services.partner_set_status(partner=partner, status="active")
     assert [(e.source, e.action, e.actor_label) for e in entries()] == [
         ("system", "create", ""),

@@ -45,9 +45,9 @@ def test_diff_and_dry_run_change_nothing(configured: None, tmp_path: Path) -> No
     assert '~ route status\n    path: "/status" -> "/health"' in run("diff", str(path))[0]
     assert "Plan: 0 to create, 1 to update, 0 to delete." in run("apply", str(path), "--dry-run")[0]
     assert Route.objects.get(name="status").path == "/status"
-    with pytest.raises(CommandError) as differs:
+    with pytest.raises(SystemExit) as differs:  # not a CommandError: differing is the answer asked for
         run("diff", str(path), "--exit-code")
-    assert differs.value.returncode == 2
+    assert differs.value.code == 2
 
 
 def test_an_invalid_file_is_refused_with_file_and_line(db: None, tmp_path: Path) -> None:
@@ -73,3 +73,28 @@ def test_schema_prints_the_json_schema() -> None:
     schema = json.loads(run("schema")[0])
     assert schema["title"] == "apigw gateway configuration"
     assert set(schema["properties"]) == {"version", "products", "plans", "upstreams", "routes", "partners"}
+
+
+@pytest.mark.django_db(transaction=True)  # the command runs in its own process: the data must be committed
+def test_diff_exit_code_from_a_shell_is_2_without_an_error_label(configured: None, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_database_url
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(run("export")[0].replace("path: /status", "path: /health"))
+    env = {**os.environ, "DATABASE_URL": subprocess_database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env["APIGW_TEST_CHILD"] = "1"
+    same = subprocess.run(
+        [sys.executable, "manage.py", "gatewayconfig", "diff", str(path), "--exit-code"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert same.returncode == 2, same.stderr
+    assert "CommandError" not in same.stderr and "Error" not in same.stderr
+    assert "1 to update" in same.stdout

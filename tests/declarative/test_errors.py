@@ -7,6 +7,7 @@ import pytest
 from audit.models import AuditLog
 from proxy import declarative
 from proxy.models import ApiProduct, Route, Upstream
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ def test_anchors_and_nul_characters_are_refused() -> None:
 
 
 def test_a_refused_file_changes_nothing_even_when_most_of_it_is_fine() -> None:
-    Upstream.objects.create(name="kept", description="before")
+    factories.upstream(name="kept", description="before")
     audit_entries = AuditLog.objects.count()
     text = """products:
   - slug: fine
@@ -117,3 +118,46 @@ def test_an_empty_file_is_valid_and_changes_nothing() -> None:
 
 def test_the_top_level_must_be_a_mapping() -> None:
     assert "is not of type 'object'" in refused("- a\n- b\n")[0][2]
+
+
+def test_one_run_reports_every_mistake_of_a_file() -> None:
+    """A route with a typo'd key, an unknown upstream and a path that does not compile, beside a
+    plan with a wrong type and an upstream with a bad target: all in one refusal, not in rounds."""
+    text = """plans:
+  - slug: gold
+    name: Gold
+    per_minute: lots
+upstreams:
+  - name: u
+    connect_timeout: .nan
+    targets:
+      - url: gopher://old
+routes:
+  - name: r
+    upstream: nowhere
+    path_type: regex
+    path: ^/(unclosed
+    methds: [GET]
+  - name: ok
+    upstream: u
+    path: /ok
+    hosts: [1]
+"""
+    errors = refused(text)
+    paths = {path for _, path, _ in errors}
+    assert {
+        "plans[0].per_minute",
+        "upstreams[0].connect_timeout",
+        "upstreams[0].targets[0].url",
+        "routes[0].upstream",
+        "routes[0].path",
+        "routes[0].methds",
+        "routes[1].hosts[0]",
+    } <= paths, errors
+    assert [line for line, _, _ in errors] == sorted(line for line, _, _ in errors)  # in file order
+    assert not Upstream.objects.exists() and not Route.objects.exists()
+
+
+def test_a_reference_to_an_object_the_schema_refused_is_not_reported_twice() -> None:
+    errors = refused("upstreams:\n  - name: u\n    algorithm: 7\nroutes:\n  - name: r\n    upstream: u\n    path: /x\n")
+    assert [path for _, path, _ in errors] == ["upstreams[0].algorithm"], errors

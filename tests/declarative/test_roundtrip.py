@@ -7,6 +7,7 @@ import pytest
 from audit.models import AuditLog
 from proxy import declarative
 from proxy.models import ApiProduct, Partner, Route, Subscription, Target, Upstream
+from tests import factories
 from tests.adminapi.factories import empty_configuration
 
 pytestmark = pytest.mark.django_db
@@ -24,9 +25,7 @@ def test_export_then_apply_on_an_empty_database_exports_the_same_file(configured
 
 
 def test_the_export_holds_no_secrets(configured: None) -> None:
-    from proxy import services
-
-    key, secret = services.api_key_create(partner=Partner.objects.get(slug="acme"), name="k")
+    key, secret = factories.api_key(partner=Partner.objects.get(slug="acme"), name="k")
     text = declarative.export_yaml()
     assert secret not in text and key.prefix not in text and key.hashed not in text
     assert "keys" not in text

@@ -74,7 +74,7 @@ async def test_it_reports_health() -> None:
     async with serve() as client:
         response = await client.get("/healthz")
         assert response.status == 200
-        assert await response.json() == {"status": "ok"}
+        assert await response.json() == {"status": "ok", "service": "apigw-demo"}
 
 
 @async_test

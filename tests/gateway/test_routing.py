@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from proxy.gateway.canonical import canonicalise
 from proxy.gateway.errors import BadRequest, MethodNotAllowed, RouteNotFound
 from proxy.gateway.routing import (
     Route,
@@ -13,7 +14,6 @@ from proxy.gateway.routing import (
     RouteMatch,
     RouteTable,
     literal_prefix,
-    resolve_dot_segments,
     segment_prefixes,
     split_host,
 )
@@ -696,21 +696,21 @@ def test_route_config_error_is_a_value_error() -> None:
     ],
 )
 def test_resolve_dot_segments(path: str, expected: str) -> None:
-    assert resolve_dot_segments(path) == expected
+    assert canonicalise(path).path == expected
 
 
 @pytest.mark.parametrize("path", ["/../x", "/..", "/a/../../x", "/./../x"])
 def test_resolve_dot_segments_refuses_to_climb_above_the_root(path: str) -> None:
     with pytest.raises(BadRequest) as caught:
-        resolve_dot_segments(path)
+        canonicalise(path)
     assert caught.value.status_code == 400
 
 
 def test_dot_segments_cannot_reach_a_route_through_another_prefix() -> None:
     routes = table(spec("public", "/api/v1"), spec("admin", "/admin"))
-    assert winner(routes, resolve_dot_segments("/api/v1/../../admin/users")) == "admin"
+    assert winner(routes, canonicalise("/api/v1/../../admin/users").path) == "admin"
     with pytest.raises(RouteNotFound):
-        match(routes, resolve_dot_segments("/api/v1/../x"))
+        match(routes, canonicalise("/api/v1/../x").path)
 
 
 # --- scale ------------------------------------------------------------------------------------

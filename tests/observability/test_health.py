@@ -4,54 +4,17 @@ only while the last snapshot is fresh enough."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from django.test import Client
 
 from apigw import health, runtime
+from proxy.gateway.drain import Drain
 from tests.observability.conftest import scrape, value
-from tests.servers import Process, free_port, wait_until
-
-
-class RedisServer:
-    """A redis-server of the test's own, so stopping it disturbs nobody else."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: Process | None = None
-
-    def start(self) -> RedisServer:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = Process(args, log_name="redis").start()
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        wait_until(lambda: _pings(client), timeout=10, interval=0.05)
-        client.close()
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-            self.proc = None
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
+from tests.servers import RedisServer, wait_until
 
 
 def readiness(base: str) -> tuple[int, dict[str, Any]]:
@@ -96,7 +59,9 @@ def database_down(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def serve(version: int, age: float) -> None:
         snapshot = SimpleNamespace(version=version, built_at=time.time() - age)
-        monkeypatch.setattr(runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=snapshot)))
+        monkeypatch.setattr(
+            runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=snapshot), drain=Drain())
+        )
 
     return serve
 
@@ -125,7 +90,7 @@ def test_with_the_database_down_it_stays_ready_while_the_snapshot_is_fresh_enoug
 
 
 def test_without_a_snapshot_it_is_unready(database_down: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=None)))
+    monkeypatch.setattr(runtime, "gateway", SimpleNamespace(store=SimpleNamespace(snapshot=None), drain=Drain()))
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["snapshot"] == {"ok": False, "version": None, "age_seconds": None}

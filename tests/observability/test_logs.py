@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy import services
-from proxy.models import ApiProduct, Plan, Route, Target, Upstream
+from tests import factories
 from tests.observability.conftest import access_lines
 from tests.servers import ROOT, wait_until
 
@@ -34,15 +33,14 @@ UNKNOWN_KEY = "gw_abcdefgh_ThisSecretIsNotKnownToTheGateway0"
 @pytest.fixture
 def partner_key(demo_upstream: str) -> dict[str, Any]:
     """alice's partner "acme" calls the demo API with her key."""
-    upstream = Upstream.objects.create(name="obs-demo")
-    Target.objects.create(upstream=upstream, url=demo_upstream)
-    product = ApiProduct.objects.create(name="Smart home", slug="smart-home")
-    plan = Plan.objects.create(name="Basic", slug="basic", per_minute=1000)
-    partner = services.partner_get_or_create(slug="acme", status="active")
-    services.subscription_set(partner=partner, product=product, plan=plan)
-    key, secret = services.api_key_create(partner=partner, name="alice")
-    Route.objects.create(
-        name="obs-private", upstream=upstream, path="/api/v1", auth="key", product=product, allow_query_key=True
+    upstream = factories.upstream(name="obs-demo", targets=[demo_upstream])
+    product = factories.product(slug="smart-home", name="Smart home")
+    plan = factories.plan(slug="basic", per_minute=1000)
+    partner = factories.partner(slug="acme")
+    factories.subscription(partner=partner, product=product, plan=plan)
+    key, secret = factories.api_key(partner=partner, name="alice")
+    factories.route(
+        upstream=upstream, name="obs-private", path="/api/v1", auth="key", product=product, allow_query_key=True
     )
     return {"prefix": key.prefix, "secret": secret, "upstream": demo_upstream}
 

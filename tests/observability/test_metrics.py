@@ -13,7 +13,7 @@ import httpx
 import pytest
 from django.test import Client
 
-from proxy.models import Route, Target, Upstream
+from tests import factories
 from tests.observability.conftest import Samples, access_lines, scrape, value
 from tests.servers import ROOT, Process, wait_until
 
@@ -22,11 +22,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 
 @pytest.fixture
 def routes(demo_upstream: str) -> None:
-    upstream = Upstream.objects.create(name="obs-demo")
-    Target.objects.create(upstream=upstream, url=demo_upstream)
-    Route.objects.create(name="obs-appliances", upstream=upstream, path="/api/v1", auth="public")
-    Route.objects.create(
-        name="obs-limited", upstream=upstream, path="/limited", rewrite="/echo{path}", auth="public", limit_per_minute=5
+    upstream = factories.upstream(name="obs-demo", targets=[demo_upstream])
+    factories.route(upstream=upstream, name="obs-appliances", path="/api/v1", auth="public")
+    factories.route(
+        upstream=upstream, name="obs-limited", path="/limited", rewrite="/echo{path}", auth="public", limit_per_minute=5
     )
 
 
@@ -101,13 +100,27 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
         samples, "apigw_request_duration_seconds_sum", **route
     )
     assert value(samples, "apigw_redis_up") == 1
-    # The Django side is measured by django-prometheus (the start-up probes of /healthz).
+    # The Django side is measured by django-prometheus (probes are answered before Django).
+    assert httpx.get(base + "/admin/login/", timeout=10).status_code == 200
+    samples = scrape_when(
+        base,
+        lambda s: (
+            value(
+                s,
+                "django_http_responses_total_by_status_view_method_total",
+                status="200",
+                view="admin:login",
+                method="GET",
+            )
+            >= 1
+        ),
+    )
     assert (
         value(
             samples,
             "django_http_responses_total_by_status_view_method_total",
             status="200",
-            view="healthz",
+            view="admin:login",
             method="GET",
         )
         >= 1

@@ -11,8 +11,9 @@ from django.test import Client
 
 from proxy.gateway.breaker import BreakerSettings
 from proxy.gateway.snapshot import Snapshot
-from proxy.models import Partner, Route, Target, Upstream
+from proxy.models import Partner, Route, Upstream
 from proxy.snapshot import build_snapshot
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ FULL_POLICY: dict[str, Any] = {
 
 @pytest.fixture
 def upstreams() -> tuple[Upstream, Upstream]:
-    return Upstream.objects.create(name="v1"), Upstream.objects.create(name="v2")
+    return factories.upstream(name="v1"), factories.upstream(name="v2")
 
 
 @pytest.mark.django_db(transaction=True)  # build_snapshot closes the connection
@@ -46,7 +47,7 @@ def test_a_route_with_every_policy_validates_and_compiles(upstreams: tuple[Upstr
     route = Route(name="api", upstream=v1, path="/api", **FULL_POLICY)
     route.full_clean()
     route.save()
-    Target.objects.create(upstream=v1, url="http://127.0.0.1:9001")
+    factories.target(upstream=v1, url="http://127.0.0.1:9001")
     snapshot = Snapshot.compile(build_snapshot(), 1)
     policy = snapshot.traffic["api"]
     assert policy.cache is not None and policy.cache.headers == ("accept-language", "x-api-version")
@@ -99,8 +100,9 @@ def test_broken_upstream_settings_are_refused(fields: dict[str, Any], field: str
 
 @pytest.mark.django_db(transaction=True)  # build_snapshot closes the connection
 def test_upstream_settings_reach_the_compiled_upstream() -> None:
-    upstream = Upstream.objects.create(
+    factories.upstream(
         name="u",
+        targets=[{"url": "http://127.0.0.1:9001", "weight": 5}],
         algorithm="consistent_hash",
         hash_on="key",
         failure_threshold=3,
@@ -113,7 +115,6 @@ def test_upstream_settings_reach_the_compiled_upstream() -> None:
         retry_budget_percent=10,
         retry_budget_per_second=1,
     )
-    Target.objects.create(upstream=upstream, url="http://127.0.0.1:9001", weight=5)
     compiled = Snapshot.compile(build_snapshot(), 1).upstreams["u"]
     assert (compiled.algorithm, compiled.hash_on) == ("consistent_hash", "key")
     assert compiled.breaker == BreakerSettings(3, 5.0, 2.0, 20.0, frozenset({503}))
@@ -133,7 +134,7 @@ def test_partner_ip_rules_reach_the_snapshot() -> None:
 
 
 def test_the_admin_shows_the_new_settings(admin_client: Client, upstreams: tuple[Upstream, Upstream]) -> None:
-    route = Route.objects.create(name="api", upstream=upstreams[0], path="/api", **FULL_POLICY)
+    route = factories.route(upstream=upstreams[0], name="api", path="/api", **FULL_POLICY)
     page = admin_client.get(f"/admin/proxy/route/{route.pk}/change/").content.decode()
     for heading in ("Timeouts, retries, body limit", "Response cache", "CORS", "IP rules", "Header transforms"):
         assert heading in page

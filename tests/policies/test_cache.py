@@ -153,3 +153,41 @@ def test_with_redis_down_the_cache_is_bypassed_and_requests_still_succeed(backen
         server.stop()
     assert states[0] in ("MISS", "BYPASS")
     assert states[1:] == ["BYPASS", "BYPASS"]
+
+
+def test_two_keys_of_one_partner_never_share_an_answer(static_gateway: Any, backend: Any) -> None:
+    """Alice and Bob both work for acme, each with a key of their own."""
+    data: dict[str, Any] = {
+        "upstreams": [upstream("origin", backend.url)],
+        "routes": [route("mine", "/mine", "origin", auth="key", cache={"ttl": 60})],
+    }
+    secrets = keyed(data, {"acme": {}})
+    bob = keyed(data, {"acme-bob": {}})["acme-bob"]
+    data["keys"][-1]["partner"] = data["partners"][0]["id"]  # Bob's key belongs to acme too
+    data["partners"].pop()
+    server = static_gateway(data, api_key_pepper=PEPPER)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        alice = fetch(client, "/mine/me", headers={"X-API-Key": secrets["acme"]})
+        bobs = fetch(client, "/mine/me", headers={"X-API-Key": bob})
+        assert alice[0] == bobs[0] == "MISS" and alice[1] != bobs[1]
+        assert fetch(client, "/mine/me", headers={"X-API-Key": bob}) == ("HIT", bobs[1])
+
+
+def test_host_cookie_and_path_spelling_are_part_of_the_identity(static_gateway: Any, backend: Any) -> None:
+    data = {
+        "upstreams": [upstream("origin", backend.url)],
+        "routes": [route("c", "/c", "origin", cache={"ttl": 60}, encoded_slashes="keep")],
+    }
+    server = static_gateway(data)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        # A redirect built from a forged Host must never be served to the real host.
+        evil = fetch(client, "/c/r", headers={"Host": "evil.example"})
+        real = fetch(client, "/c/r", headers={"Host": "api.example.com"})
+        assert evil[0] == real[0] == "MISS" and evil[1] != real[1]
+        # Whose session a cookie is, the gateway cannot tell: not cached.
+        assert fetch(client, "/c/s", headers={"Cookie": "session=alice"})[0] == "BYPASS"
+        assert fetch(client, "/c/s", headers={"Cookie": "session=alice"})[0] == "BYPASS"
+        # The key is what the upstream receives: an encoded slash is another path.
+        assert fetch(client, "/c/z%2Fb")[0] == "MISS"
+        assert fetch(client, "/c/z/b")[0] == "MISS"
+        assert fetch(client, "/c/z%2Fb")[0] == "HIT"

@@ -144,3 +144,49 @@ def test_a_policy_needs_origins_that_look_like_origins() -> None:
         CorsPolicy({"origins": ["app.example.com"]})
     with pytest.raises(ValueError):
         CorsPolicy({"origins": ["https://app.example.com/path"]})
+
+
+def test_any_origin_with_credentials_is_refused_by_validation_and_made_safe_if_stored() -> None:
+    from proxy.gateway.cors import CorsPolicy
+    from proxy.gateway.policy import TrafficPolicy
+
+    with pytest.raises(ValueError, match="origins listed"):
+        CorsPolicy({"origins": ["*"], "credentials": True})
+    stored = TrafficPolicy({"cors": {"origins": ["*"], "credentials": True}})  # a row from before
+    assert stored.cors is not None and not stored.cors.credentials
+
+
+def test_websocket_handshakes_check_the_origin(static_gateway: Any) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from tests.upstreams import WebSocketUpstream
+
+    ws_upstream = WebSocketUpstream().start()
+    try:
+        data = {
+            "upstreams": [{"name": "ws", "targets": [{"url": ws_upstream.url, "weight": 1}]}],
+            "routes": [
+                {
+                    "name": "socket",
+                    "path": "/ws",
+                    "upstream": "ws",
+                    "protocols": ["websocket"],
+                    "auth": "public",
+                    "cors": {"origins": ["https://app.example.com"], "credentials": True},
+                }
+            ],
+        }
+        server = static_gateway(data)
+        url = "ws" + server.url.removeprefix("http") + "/ws"
+        with connect(url, origin="https://app.example.com", open_timeout=10) as ws:  # type: ignore[arg-type]
+            ws.send("hi")
+            assert ws.recv(timeout=5) == "hi"
+        with connect(url, open_timeout=10) as ws:  # no Origin: not a browser
+            ws.send("hi")
+            assert ws.recv(timeout=5) == "hi"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, origin="https://evil.example", open_timeout=10)  # type: ignore[arg-type]
+        assert refused.value.response.status_code == 403
+    finally:
+        ws_upstream.stop()

@@ -1,4 +1,5 @@
-"""Test data for the portal: organisations with members, products, plans, usage rows."""
+"""Test data for the portal: organisations with members, products with an OpenAPI document,
+plans, invitations, usage rows. The configuration objects are made by ``tests.factories``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from portal.models import PartnerMembership
+from portal.models import Invitation, PartnerMembership
 from proxy import services
 from proxy.models import ApiKey, ApiProduct, Partner, Plan, Subscription, UsageHourly
+from tests import factories as config
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -36,13 +38,13 @@ def make_product(slug: str = "appliances", **fields: Any) -> ApiProduct:
         "openapi": OPENAPI,
     }
     defaults.update(fields)
-    return ApiProduct.objects.create(slug=slug, **defaults)
+    return config.product(slug=slug, **defaults)
 
 
 def make_plan(slug: str = "starter", **fields: Any) -> Plan:
     defaults: dict[str, Any] = {"name": slug.title(), "per_minute": 600, "quota_day": 1000, "quota_month": 20000}
     defaults.update(fields)
-    return Plan.objects.create(slug=slug, **defaults)
+    return config.plan(slug=slug, **defaults)
 
 
 def make_member(
@@ -64,12 +66,16 @@ def make_member(
 
 
 def subscribe(partner: Partner, product: ApiProduct, plan: Plan, status: str = "active") -> Subscription:
-    return services.subscription_set(partner=partner, product=product, plan=plan, status=status)
+    return config.subscription(partner=partner, product=product, plan=plan, status=status)
 
 
 def make_key(partner: Partner, name: str = "key", products: list[ApiProduct] | None = None) -> ApiKey:
-    key, _secret = services.api_key_create(partner=partner, name=name, products=products or [])
+    key, _secret = config.api_key(partner=partner, name=name, products=products or [])
     return key
+
+
+def invite(partner: Partner, email: str, **fields: Any) -> Invitation:
+    return Invitation.objects.create(partner=partner, email=email, **fields)
 
 
 def usage(

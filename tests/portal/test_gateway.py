@@ -15,7 +15,8 @@ from django.urls import reverse
 from portal import reports
 from portal.models import PartnerMembership
 from proxy import services
-from proxy.models import ApiProduct, Plan, Route, Target, Upstream
+from proxy.models import ApiProduct, Plan
+from tests import factories as config
 from tests.conftest import subprocess_database_url
 from tests.portal import factories
 from tests.servers import free_port, gateway_process, wait_until
@@ -25,10 +26,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 
 @pytest.fixture
 def api(demo_upstream: str) -> tuple[ApiProduct, Plan]:
-    upstream = Upstream.objects.create(name="demo")
-    Target.objects.create(upstream=upstream, url=demo_upstream)
+    upstream = config.upstream(name="demo", targets=[demo_upstream])
     product = factories.make_product("appliances")
-    Route.objects.create(name="appliances", upstream=upstream, path="/api/v1", product=product, auth="key")
+    config.route(upstream=upstream, name="appliances", path="/api/v1", product=product, auth="key")
     return product, factories.make_plan("starter", quota_day=50, quota_month=1000)
 
 
@@ -94,7 +94,7 @@ def test_a_suspended_partner_logs_in_but_its_keys_stop(
 ) -> None:
     product, plan = api
     factories.subscribe(alice.partner, product, plan)
-    _key, secret = services.api_key_create(partner=alice.partner, name="k")
+    _key, secret = config.api_key(partner=alice.partner, name="k")
     becomes(gateway, secret, 200, timeout=5)
 
     services.partner_set_status(partner=alice.partner, status="suspended")

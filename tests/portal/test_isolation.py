@@ -23,7 +23,7 @@ def b(bob: PartnerMembership, product: ApiProduct, plan: Plan) -> dict[str, Any]
     colleague = factories.make_member("carol@globex.example", bob.partner, role="developer")
     subscription = factories.subscribe(bob.partner, product, plan)
     key = factories.make_key(bob.partner, "globex prod")
-    invitation = Invitation.objects.create(partner=bob.partner, email="new@globex.example")
+    invitation = factories.invite(bob.partner, "new@globex.example")
     factories.usage(bob.partner, key.created, key=key, requests=5)
     return {"owner": bob, "member": colleague, "subscription": subscription, "key": key, "invitation": invitation}
 

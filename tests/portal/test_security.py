@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from portal.models import Invitation, PartnerMembership
+from portal.models import PartnerMembership
 from proxy.models import ApiProduct, Plan
 from tests.portal import factories
 from tests.portal.conftest import client_for
@@ -49,7 +49,7 @@ MEMBER_PAGES = [
 def a(alice: PartnerMembership, dave: PartnerMembership, product: ApiProduct, plan: Plan) -> dict[str, Any]:
     subscription = factories.subscribe(alice.partner, product, plan)
     key = factories.make_key(alice.partner)
-    invitation = Invitation.objects.create(partner=alice.partner, email="new@acme.example")
+    invitation = factories.invite(alice.partner, "new@acme.example")
     return {
         "key": key,
         "subscription": subscription,

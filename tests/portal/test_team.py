@@ -108,7 +108,7 @@ def test_inviting_again_sends_a_new_link(alice_client: Client) -> None:
 def test_developers_cannot_manage_the_team(
     dave_client: Client, alice: PartnerMembership, dave: PartnerMembership
 ) -> None:
-    invitation = Invitation.objects.create(partner=alice.partner, email="x@acme.example")
+    invitation = factories.invite(alice.partner, "x@acme.example")
     assert invite(dave_client).status_code == 403
     assert dave_client.post(reverse("portal:invitation-cancel", args=[invitation.pk])).status_code == 403
     assert dave_client.post(reverse("portal:member-role", args=[dave.pk]), {"role": "owner"}).status_code == 403

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.breaker import CLOSED, OPEN
 from proxy.gateway.health import Health
-from proxy.gateway.redis_keys import RedisKeys
+from proxy.gateway.vocabulary import RedisKeys
 from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(30)

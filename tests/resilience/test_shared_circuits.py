@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from proxy.models import Route, Target, Upstream
+from tests import factories
 from tests.conftest import subprocess_database_url
 from tests.resilience.backend import backend_process
 from tests.resilience.load import run_load
@@ -39,10 +39,14 @@ def test_a_killed_target_is_ejected_on_every_instance_and_comes_back(
     a_url = f"http://127.0.0.1:{a_port}"
     processes.append(backend_process(a_port, "a").start())
     processes.append(backend_process(b_port, "b").start())
-    upstream = Upstream.objects.create(name="pair", failure_threshold=3, ejection_seconds=6, max_ejection_seconds=6)
-    Target.objects.create(upstream=upstream, url=a_url)
-    Target.objects.create(upstream=upstream, url=f"http://127.0.0.1:{b_port}")
-    Route.objects.create(name="pair", upstream=upstream, path="/pair", auth="public")
+    upstream = factories.upstream(
+        name="pair",
+        targets=[a_url, f"http://127.0.0.1:{b_port}"],
+        failure_threshold=3,
+        ejection_seconds=6,
+        max_ejection_seconds=6,
+    )
+    factories.route(upstream=upstream, name="pair", path="/pair", auth="public")
     gateways = []
     for _ in range(2):
         port = free_port()

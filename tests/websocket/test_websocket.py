@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from proxy import services
-from proxy.models import ApiProduct, Plan, Route, Target, Upstream
+from tests import factories
 from tests.conftest import subprocess_database_url
 from tests.servers import Process, free_port, gateway_process
 from tests.upstreams import SilentServer, WebSocketUpstream
@@ -34,15 +34,13 @@ def ws_upstream() -> Iterator[WebSocketUpstream]:
 
 @pytest.fixture
 def setup(ws_upstream: WebSocketUpstream) -> dict[str, Any]:
-    upstream = Upstream.objects.create(name="ws")
-    Target.objects.create(upstream=upstream, url=ws_upstream.url)
-    down = Upstream.objects.create(name="down")
-    Target.objects.create(upstream=down, url=f"http://127.0.0.1:{free_port()}")
-    product = ApiProduct.objects.create(name="Events", slug="events")
+    upstream = factories.upstream(name="ws", targets=[ws_upstream.url])
+    down = factories.upstream(name="down", targets=[f"http://127.0.0.1:{free_port()}"])
+    product = factories.product(slug="events")
     ws = ["websocket"]
     common = {"upstream": upstream, "protocols": ws, "product": product}
-    Route.objects.create(name="ws", path="/ws", auth="key", allow_query_key=True, **common)
-    Route.objects.create(
+    factories.route(name="ws", path="/ws", auth="key", allow_query_key=True, **common)
+    factories.route(
         name="small",
         path="/small",
         auth="key",
@@ -51,19 +49,12 @@ def setup(ws_upstream: WebSocketUpstream) -> dict[str, Any]:
         ws_messages_per_second=5,
         **common,
     )
-    Route.objects.create(
-        name="capped", path="/capped", auth="key", rewrite="/ws", ws_max_connections_per_key=2, **common
-    )
-    Route.objects.create(name="public", path="/public", auth="public", rewrite="/ws", upstream=upstream, protocols=ws)
-    Route.objects.create(
-        name="refused", path="/refused", auth="public", rewrite="/refuse", upstream=upstream, protocols=ws
-    )
-    Route.objects.create(name="down", path="/down", auth="public", upstream=down, protocols=ws)
-    plan = Plan.objects.create(name="Open", slug="open")
-    partner = services.partner_get_or_create(slug="ivy")
-    services.subscription_set(partner=partner, product=product, plan=plan)
-    _, secret = services.api_key_create(partner=partner, name="ivy")
-    return {"key": secret}
+    factories.route(name="capped", path="/capped", auth="key", rewrite="/ws", ws_max_connections_per_key=2, **common)
+    factories.route(name="public", path="/public", auth="public", rewrite="/ws", upstream=upstream, protocols=ws)
+    factories.route(name="refused", path="/refused", auth="public", rewrite="/refuse", upstream=upstream, protocols=ws)
+    factories.route(name="down", path="/down", auth="public", upstream=down, protocols=ws)
+    plan = factories.plan(slug="open")
+    return {"key": factories.subscribed_key(product=product, plan=plan, partner="ivy", name="ivy")}
 
 
 @pytest.fixture
@@ -197,9 +188,8 @@ def test_an_unavailable_upstream_refuses_the_handshake(gateways: list[str]) -> N
 def test_a_silent_upstream_times_out_the_handshake(gateways: list[str]) -> None:
     silent = SilentServer().start()
     try:
-        hung = Upstream.objects.create(name="hung", connect_timeout=0.5)
-        Target.objects.create(upstream=hung, url=f"http://127.0.0.1:{silent.port}")
-        Route.objects.create(name="hung", path="/hung", auth="public", upstream=hung, protocols=["websocket"])
+        hung = factories.upstream(name="hung", connect_timeout=0.5, targets=[f"http://127.0.0.1:{silent.port}"])
+        factories.route(upstream=hung, name="hung", path="/hung", auth="public", protocols=["websocket"])
         time.sleep(1.0)  # the new route reaches the gateway
         started = time.monotonic()
         with pytest.raises(InvalidStatus) as refused:

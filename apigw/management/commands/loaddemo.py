@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from demo import openapi as demo_openapi
 from proxy import services
 from proxy.models import ApiProduct, Plan, Route, Target, Upstream
 
@@ -74,9 +75,17 @@ def load_demo(upstream_url: str = DEMO_UPSTREAM_URL) -> dict[str, Any]:
         name="demo-appliances", defaults={"description": "The demo appliance API (python -m demo)"}
     )
     Target.objects.update_or_create(upstream=upstream, url=upstream_url, defaults={"weight": 1, "enabled": True})
+    # The demo upstream is exactly the one make run started: a target left from a run on another
+    # DEMO_PORT would get every other request and refuse it.
+    for stale in Target.objects.filter(upstream=upstream).exclude(url=upstream_url):
+        stale.delete()  # one by one, so the audit log and the config version see each
     product, _ = ApiProduct.objects.update_or_create(
         slug="appliance-api-v1",
-        defaults={"name": "Appliance API v1", "description": "List appliances, start programs, receive events."},
+        defaults={
+            "name": "Appliance API v1",
+            "description": "List appliances, start programs, receive events.",
+            "openapi": demo_openapi.document(),  # the portal shows it in Swagger UI ("Try it out")
+        },
     )
     plan, _ = Plan.objects.update_or_create(
         slug="demo", defaults={"name": "Demo", "scope": "key", "per_minute": 60, "quota_day": 10_000}

@@ -7,8 +7,9 @@
 
 FILE may be ``-`` for stdin. ``apply`` prints the changes (``+`` create, ``~`` update, ``-``
 delete) and makes them in one transaction; an invalid file is refused whole, with line numbers,
-and nothing changes. ``diff --exit-code`` exits 2 when there are changes (for CI checks that the
-database matches Git).
+and nothing changes, with every mistake of the file reported in one run. ``diff --exit-code`` exits
+2 when there are changes (for CI checks that the database matches Git): the answer to the question
+asked, not an error, so it is not reported as a CommandError; errors exit 1.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from audit.context import acting, cli_label
 from proxy import declarative
+from proxy.transactions import Busy
 
 
 class Command(BaseCommand):
@@ -70,7 +73,8 @@ class Command(BaseCommand):
     def _diff(self, options: dict[str, Any]) -> None:
         result = self._run(options, dry_run=True)
         if options["exit_code"] and result.changes:
-            raise CommandError("The database differs from the file.", returncode=2)
+            self.stdout.flush()
+            sys.exit(2)  # the answer to the question asked, not a failure: no CommandError
 
     def _apply(self, options: dict[str, Any]) -> None:
         self._run(options, dry_run=options["dry_run"])
@@ -85,6 +89,9 @@ class Command(BaseCommand):
         try:
             with acting("cli", user=user, label=cli_label()):
                 result = declarative.apply(text, prune=options["prune"], dry_run=dry_run)
+        except (DatabaseError, Busy) as exc:
+            # Not the file's fault (the database is down, or kept losing races with other writes).
+            raise CommandError(f"the database stopped the {options['action']}; nothing was changed: {exc}") from None
         except declarative.ConfigInvalid as exc:
             name = "<stdin>" if options["file"] == "-" else options["file"]
             for error in exc.errors:

@@ -15,8 +15,9 @@ from django.core import mail
 from django.db.models import Sum
 from playwright.sync_api import expect
 
-from proxy.models import ApiProduct, Plan, Route, Target, Upstream, UsageHourly
+from proxy.models import ApiProduct, Plan, UsageHourly
 from proxy.usage import flush_usage
+from tests import factories as config
 from tests.conftest import subprocess_database_url
 from tests.portal import factories
 from tests.portal.e2e.conftest import ConsoleErrors
@@ -27,12 +28,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 
 @pytest.fixture
 def api(demo_upstream: str) -> tuple[ApiProduct, Plan]:
-    upstream = Upstream.objects.create(name="demo")
-    Target.objects.create(upstream=upstream, url=demo_upstream)
+    upstream = config.upstream(name="demo", targets=[demo_upstream])
     product = factories.make_product(
         "appliances", name="Appliance API v1", description="List appliances, start programs, receive events."
     )
-    Route.objects.create(name="appliances", upstream=upstream, path="/api/v1", product=product, auth="key")
+    config.route(upstream=upstream, name="appliances", path="/api/v1", product=product, auth="key")
     return product, factories.make_plan("starter", name="Starter", quota_day=500, quota_month=10_000)
 
 
@@ -117,7 +117,7 @@ def test_sign_up_to_revocation(
     page.get_by_role("button", name="Create the key").click()
     secret = page.locator("#secret").input_value()
     assert secret.startswith("gw_")
-    page.get_by_role("button", name="Copy").click()
+    page.locator(".secret-box").get_by_role("button", name="Copy").click()  # not the "Try it" command's
     expect(page.get_by_role("status").filter(has_text="Copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == secret
 

@@ -16,8 +16,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from portal import reports
-from portal.models import Invitation, PartnerMembership
-from proxy import configbus, services
+from portal.models import PartnerMembership
+from proxy import configbus
 from proxy.models import ApiKey
 from tests.portal import factories
 from tests.portal.e2e.conftest import ConsoleErrors
@@ -117,7 +117,7 @@ def hearth() -> Iterator[PartnerMembership]:
     hana.user.first_name = "Hana Ito"
     hana.user.save()
     factories.make_member("ken@hearth.example", hana.partner, role="developer")
-    Invitation.objects.create(partner=hana.partner, email="mia@hearth.example", invited_by=hana.user)
+    factories.invite(hana.partner, "mia@hearth.example", invited_by=hana.user)
     factories.subscribe(hana.partner, appliances, pro)
     factories.subscribe(hana.partner, energy, pro, status="pending")
     prod = factories.make_key(hana.partner, "voice skill (production)", [appliances])
@@ -159,13 +159,8 @@ def hearth() -> Iterator[PartnerMembership]:
         for period, used in (("month", total + 600_000), ("day", 21_000))
     }
     configbus.redis_client().mset(counters)
-    services.subscription_set(
-        partner=hana.partner,
-        product=appliances,
-        plan=factories.make_plan(
-            "team", name="Team", scope="partner", quota_month=1_500_000, quota_day=60_000, public=False
-        ),
-    )
+    team = factories.make_plan("team", scope="partner", quota_month=1_500_000, quota_day=60_000, public=False)
+    factories.subscribe(hana.partner, appliances, team)
     yield hana
     configbus.redis_client().delete(*counters)
 

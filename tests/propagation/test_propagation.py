@@ -9,7 +9,8 @@ import httpx
 import pytest
 from django.db import connection
 
-from proxy.models import Route, Target, Upstream
+from proxy.models import Route
+from tests import factories
 from tests.conftest import subprocess_database_url
 from tests.servers import Process, TcpRelay, free_port, gateway_process, wait_until
 
@@ -18,9 +19,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 
 @pytest.fixture
 def demo_route(demo_upstream: str) -> Route:
-    upstream = Upstream.objects.create(name="demo")
-    Target.objects.create(upstream=upstream, url=demo_upstream)
-    return Route.objects.create(name="appliances", upstream=upstream, path="/api/v1", auth="public")
+    upstream = factories.upstream(name="demo", targets=[demo_upstream])
+    return factories.route(upstream=upstream, name="appliances", path="/api/v1", auth="public")
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_a_new_route_reaches_every_running_gateway_within_a_second(demo_route: R
         assert status(base + "/api/v1/appliances") == 200
         assert status(base + "/v2/appliances") == 404
 
-    Route.objects.create(name="v2", upstream=demo_route.upstream, path="/v2", rewrite="/api/v1{path}", auth="public")
+    factories.route(upstream=demo_route.upstream, name="v2", path="/v2", rewrite="/api/v1{path}", auth="public")
 
     for base in gateways:
         took = wait_until(lambda base=base: status(base + "/v2/appliances") == 200, timeout=1.0)
@@ -82,9 +82,7 @@ def test_the_gateway_keeps_serving_when_the_database_is_unreachable(demo_route: 
 
         relay.cut()
         # A change while the gateway cannot read it: the version moves, the reload fails.
-        Route.objects.create(
-            name="v2", upstream=demo_route.upstream, path="/v2", rewrite="/api/v1{path}", auth="public"
-        )
+        factories.route(upstream=demo_route.upstream, name="v2", path="/v2", rewrite="/api/v1{path}", auth="public")
         ready = httpx.get(base + "/readyz", timeout=5)
         assert ready.status_code == 200
         assert ready.json()["checks"]["database"]["ok"] is False

@@ -17,8 +17,9 @@ import pytest
 from django.db.models import Sum
 
 from proxy import services
-from proxy.models import ApiProduct, Plan, Route, Target, Upstream, UsageHourly
+from proxy.models import ApiProduct, UsageHourly
 from proxy.usage import flush_usage
+from tests import factories
 from tests.conftest import subprocess_database_url
 from tests.servers import Process, free_port, gateway_process, wait_until
 
@@ -27,18 +28,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 
 @pytest.fixture
 def product(demo_upstream: str) -> ApiProduct:
-    upstream = Upstream.objects.create(name="demo")
-    Target.objects.create(upstream=upstream, url=demo_upstream)
-    product = ApiProduct.objects.create(name="Appliances", slug="appliances")
-    Route.objects.create(name="appliances", upstream=upstream, path="/api/v1", product=product, auth="key")
+    upstream = factories.upstream(name="demo", targets=[demo_upstream])
+    product = factories.product(slug="appliances")
+    factories.route(upstream=upstream, name="appliances", path="/api/v1", product=product, auth="key")
     return product
-
-
-def key_on(product: ApiProduct, plan: Plan, partner_slug: str) -> str:
-    partner = services.partner_get_or_create(slug=partner_slug)
-    services.subscription_set(partner=partner, product=product, plan=plan)
-    _, secret = services.api_key_create(partner=partner, name=f"{partner_slug}-key")
-    return secret
 
 
 @pytest.fixture
@@ -71,8 +64,8 @@ async def burst(urls: list[str], key: str, total: int, path: str = "/api/v1/appl
 
 
 def test_a_rate_limit_holds_exactly_across_three_gateways(product: ApiProduct, gateways: Any) -> None:
-    plan = Plan.objects.create(name="Hundred", slug="hundred", per_minute=100)
-    alice = key_on(product, plan, "alice")
+    plan = factories.plan(slug="hundred", per_minute=100)
+    alice = factories.subscribed_key(product=product, plan=plan, partner="alice")
     urls = gateways(3)
     statuses = asyncio.run(burst(urls, alice, 300))
     assert statuses == {200: 100, 429: 200}
@@ -81,8 +74,8 @@ def test_a_rate_limit_holds_exactly_across_three_gateways(product: ApiProduct, g
 def test_a_daily_quota_holds_exactly_and_refusals_do_not_consume_it(
     product: ApiProduct, gateways: Any, redis_client: Any
 ) -> None:
-    plan = Plan.objects.create(name="Daily", slug="daily", quota_day=100, scope="partner")
-    bob = key_on(product, plan, "bob")
+    plan = factories.plan(slug="daily", quota_day=100, scope="partner")
+    bob = factories.subscribed_key(product=product, plan=plan, partner="bob")
     urls = gateways(3)
     statuses = asyncio.run(burst(urls, bob, 300))
     assert statuses == {200: 100, 429: 200}
@@ -97,8 +90,8 @@ def test_a_daily_quota_holds_exactly_and_refusals_do_not_consume_it(
 
 
 def test_rate_limit_headers_count_down(product: ApiProduct, gateways: Any) -> None:
-    plan = Plan.objects.create(name="Ten", slug="ten", per_second=50, per_minute=10)
-    carol = key_on(product, plan, "carol")
+    plan = factories.plan(slug="ten", per_second=50, per_minute=10)
+    carol = factories.subscribed_key(product=product, plan=plan, partner="carol")
     (url,) = gateways(1)
     seen = []
     for _ in range(11):
@@ -114,8 +107,8 @@ def test_rate_limit_headers_count_down(product: ApiProduct, gateways: Any) -> No
 def test_revocation_on_one_instance_refuses_the_key_on_another_within_a_second(
     product: ApiProduct, gateways: Any
 ) -> None:
-    plan = Plan.objects.create(name="Open", slug="open")
-    secret = key_on(product, plan, "dave")
+    plan = factories.plan(slug="open")
+    secret = factories.subscribed_key(product=product, plan=plan, partner="dave")
     a, b = gateways(2)
     for url in (a, b):
         assert httpx.get(url + "/api/v1/appliances", headers={"X-API-Key": secret}).status_code == 200
@@ -129,8 +122,8 @@ def test_revocation_on_one_instance_refuses_the_key_on_another_within_a_second(
 
 
 def test_a_suspended_partner_is_refused_within_a_second(product: ApiProduct, gateways: Any) -> None:
-    plan = Plan.objects.create(name="Open", slug="open")
-    secret = key_on(product, plan, "erin")
+    plan = factories.plan(slug="open")
+    secret = factories.subscribed_key(product=product, plan=plan, partner="erin")
     (url,) = gateways(1)
     assert httpx.get(url + "/api/v1/appliances", headers={"X-API-Key": secret}).status_code == 200
     key = services.api_key_find(secret)
@@ -142,8 +135,8 @@ def test_a_suspended_partner_is_refused_within_a_second(product: ApiProduct, gat
 
 
 def test_every_served_request_is_counted_once_across_a_restart(product: ApiProduct, gateways: Any) -> None:
-    plan = Plan.objects.create(name="Counted", slug="counted", per_minute=10_000)
-    secret = key_on(product, plan, "frank")
+    plan = factories.plan(slug="counted", per_minute=10_000)
+    secret = factories.subscribed_key(product=product, plan=plan, partner="frank")
     first, second = gateways(2, USAGE_FLUSH_SECONDS="0.2")
     served = Counter[int]()
     served += asyncio.run(burst([first, second], secret, 150))

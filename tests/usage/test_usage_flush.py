@@ -10,8 +10,9 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from proxy import configbus, services, usage
-from proxy.models import ApiProduct, Route, Upstream, UsageFlush, UsageHourly
+from proxy import configbus, usage
+from proxy.models import Partner, Route, UsageFlush, UsageHourly
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,11 +21,10 @@ HOUR = 493_000  # hours since the epoch: 2026-03-29 16:00 UTC
 
 @pytest.fixture
 def ids() -> dict[str, Any]:
-    upstream = Upstream.objects.create(name="u")
-    product = ApiProduct.objects.create(name="P", slug="p")
-    route = Route.objects.create(name="r", upstream=upstream, path="/r", product=product)
-    partner = services.partner_get_or_create(slug="hana")
-    key, _ = services.api_key_create(partner=partner, name="k")
+    product = factories.product(slug="p")
+    route = factories.route(upstream=factories.upstream(name="u"), name="r", path="/r", product=product)
+    partner = factories.partner(slug="hana")
+    key, _ = factories.api_key(partner=partner, name="k")
     return {"partner": partner.pk, "key": key.pk, "route": route.pk}
 
 
@@ -122,12 +122,10 @@ def test_concurrent_flushers_count_everything_once(ids: dict[str, Any]) -> None:
 def test_monthly_quota_use_is_published_for_the_alert(ids: dict[str, Any]) -> None:
     from prometheus_client import REGISTRY
 
-    from proxy.models import Plan, Subscription
-
-    plan = Plan.objects.create(name="Monthly", slug="monthly", quota_month=200, scope="partner")
+    plan = factories.plan(slug="monthly", quota_month=200, scope="partner")
     route = Route.objects.get(pk=ids["route"])
     assert route.product is not None
-    Subscription.objects.create(partner_id=ids["partner"], product=route.product, plan=plan)
+    factories.subscription(partner=Partner.objects.get(pk=ids["partner"]), product=route.product, plan=plan)
     this_hour = int(datetime.now(tz=UTC).timestamp() // 3600)
     field = f"{this_hour}|{ids['partner']}|{ids['key']}|{ids['route']}|p"
     configbus.redis_client().hincrby(configbus.keys().usage, field + "|req", 60)

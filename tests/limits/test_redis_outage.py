@@ -4,7 +4,6 @@ gateway recovers by itself when Redis returns. The test runs its own redis-serve
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,8 +13,7 @@ import httpx
 import pytest
 import redis
 
-from proxy import services
-from proxy.models import ApiProduct, Plan, Route, Target, Upstream
+from tests import factories
 from tests.conftest import subprocess_database_url
 from tests.servers import Process, RedisServer, free_port, gateway_process, wait_until
 
@@ -23,24 +21,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def key(demo_upstream: str) -> str:
-    upstream = Upstream.objects.create(name="demo")
-    Target.objects.create(upstream=upstream, url=demo_upstream)
-    product = ApiProduct.objects.create(name="Appliances", slug="appliances")
-    Route.objects.create(name="appliances", upstream=upstream, path="/api/v1", product=product, auth="key")
-    plan = Plan.objects.create(name="Small", slug="small", per_minute=1000)
-    partner = services.partner_get_or_create(slug="grace")
-    services.subscription_set(partner=partner, product=product, plan=plan)
-    return services.api_key_create(partner=partner, name="k")[1]
+    upstream = factories.upstream(name="demo", targets=[demo_upstream])
+    product = factories.product(slug="appliances")
+    factories.route(upstream=upstream, name="appliances", path="/api/v1", product=product, auth="key")
+    plan = factories.plan(slug="small", per_minute=1000)
+    return factories.subscribed_key(product=product, plan=plan, partner="grace", name="k")
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from proxy.models import Route, Target, Upstream
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def upstream() -> Upstream:
-    return Upstream.objects.create(name="demo")
+    return factories.upstream(name="demo")
 
 
 def make_route(upstream: Upstream, **fields: Any) -> Route:
@@ -48,6 +49,9 @@ def test_a_valid_route_passes(upstream: Upstream) -> None:
         ({"headers": [{"name": "X-A", "match": "fuzzy"}]}, "headers", "match must be one of"),
         ({"methods": "GET"}, "methods", "JSON list of strings"),
         ({"protocols": ["gopher"]}, "protocols", "Protocols are among"),
+        ({"cors_origins": ["*"], "cors_credentials": True}, "cors_origins", "origins listed"),
+        ({"encoded_slashes": "decode"}, "encoded_slashes", "not a valid choice"),
+        ({"path_type": "regex", "path": "^/a$", "case_insensitive": True}, "case_insensitive", "(?i)"),
     ],
 )
 def test_invalid_routes_are_refused_with_the_field_named(
@@ -60,7 +64,7 @@ def test_invalid_routes_are_refused_with_the_field_named(
 
 
 def test_a_conflicting_duplicate_is_refused(upstream: Upstream) -> None:
-    Route.objects.create(name="first", upstream=upstream, path="/api", methods=["GET", "POST"])
+    factories.route(upstream=upstream, name="first", path="/api", methods=["GET", "POST"])
     with pytest.raises(ValidationError, match="already matches"):
         make_route(upstream, name="second", path="/api/", methods=["POST"]).full_clean()
     # Different priority, disjoint methods, or another host: no conflict.
@@ -127,10 +131,8 @@ def test_a_product_with_routes_cannot_be_deleted(upstream: Upstream) -> None:
     # quietly turn its routes into that.
     from django.db.models import ProtectedError
 
-    from proxy.models import ApiProduct
-
-    product = ApiProduct.objects.create(name="P", slug="p")
-    Route.objects.create(name="r", upstream=upstream, path="/p", product=product)
+    product = factories.product(slug="p")
+    factories.route(upstream=upstream, name="r", path="/p", product=product)
     with pytest.raises(ProtectedError):
         product.delete()
     assert Route.objects.get(name="r").product == product
