@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
-# Build stage: wheels for everything, so the runtime image needs no compiler.
+# Build stage: the runtime lock installed into /install (every package pinned and hash-checked;
+# anything that needs building is built here), so the runtime image needs no compiler.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
-COPY requirements.txt .
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt
+COPY requirements.lock .
+RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes --prefix=/install -r requirements.lock
 
 # Runtime stage: non-root, production ASGI server, health check on /healthz.
 FROM python:3.11-slim-bookworm
@@ -14,8 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WORKERS=2
 RUN groupadd --system --gid 10001 apigw && useradd --system --uid 10001 --gid apigw --home-dir /app --shell /usr/sbin/nologin apigw
 WORKDIR /app
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/* && rm -rf /wheels
+COPY --from=build /install /usr/local
 # Code and collected static files belong to root: the runtime user can read them, not change them,
 # so a compromised process cannot plant code that survives into the next request or restart.
 # Nothing at runtime writes under /app (the metrics directory is in /tmp, see apigw/multiproc.py;

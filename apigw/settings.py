@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import redis.connection
 from django.core.exceptions import ImproperlyConfigured
 
 from apigw import multiproc
@@ -102,6 +103,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+try:  # every client reads the URL with redis-py's parser (the limiter's own connection too)
+    redis.connection.parse_url(REDIS_URL)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"REDIS_URL is not a valid Redis URL: {exc}") from exc
 # Every Redis key the platform writes starts with this (see proxy/gateway/vocabulary.py).
 REDIS_PREFIX = env_str("REDIS_PREFIX", "apigw:")
 
@@ -118,7 +123,15 @@ DJANGO_REDIS_IGNORE_EXCEPTIONS = True
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX + "channels:"},
+        "CONFIG": {
+            # channels-redis waits for messages in BZPOPMIN calls that block 5 s on the server
+            # (RedisChannelLayer.brpop_timeout); redis-py 8 gives every connection a 5 s socket
+            # timeout by default, so each wait raced it: an idle gateway logged "Timeout reading"
+            # every 6 s and its revocation listener lost a second each time. The read timeout
+            # outlasts the wait; a dead Redis is still noticed within it.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 10.0, "socket_connect_timeout": 2.0}],
+            "prefix": REDIS_PREFIX + "channels:",
+        },
     }
 }
 

@@ -27,7 +27,7 @@ from proxy.gateway.health import Health
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.pipeline import Admission
 from proxy.gateway.ratelimit import Limiter
-from proxy.gateway.resp import script_connection
+from proxy.gateway.resp import ScriptConnection
 from proxy.gateway.snapshot import ConfigStore, SnapshotLoader
 from proxy.gateway.types import Receive, Scope, Send
 from proxy.gateway.upstream import ClientGone, Forwarder
@@ -65,7 +65,7 @@ class Gateway:
         self.authenticator = Authenticator(config.api_key_pepper)
         # The limiter has its own client: short timeouts, so a hung Redis costs a request at most
         # that long before the failure policy applies (and then nothing, for the back-off period).
-        self.limiter_conn = script_connection(config.redis_url, timeout=0.5)
+        self.limiter_conn = ScriptConnection(config.redis_url, timeout=0.5)
         self.limiter = Limiter(self.limiter_conn, self.keys, config.limiter_policy)
         self.sockets = SocketRelay(
             self.redis,

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import ServiceUnavailable, TooManyRequests
 from proxy.gateway.redisbatch import ScriptBatcher
-from proxy.gateway.resp import PipelineConnection, ScriptConnection
+from proxy.gateway.resp import ScriptConnection
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.ratelimit")
@@ -214,7 +214,7 @@ class LimitPeek:
 
 
 class Limiter:
-    def __init__(self, conn: ScriptConnection | PipelineConnection, keys: RedisKeys, policy: str = "local") -> None:
+    def __init__(self, conn: ScriptConnection, keys: RedisKeys, policy: str = "local") -> None:
         if policy not in POLICIES:
             raise ValueError(f"limiter policy must be one of {POLICIES}, got {policy!r}")
         self.conn = conn

@@ -21,7 +21,7 @@ from typing import Any
 from redis.exceptions import NoScriptError, RedisError
 
 from proxy.gateway import metrics
-from proxy.gateway.resp import PipelineConnection, ScriptConnection
+from proxy.gateway.resp import ScriptConnection
 
 # Bounded so one call's argument list stays small when a backlog of deltas built up.
 MAX_DELTAS_PER_CALL = 256
@@ -30,7 +30,7 @@ MAX_DELTAS_PER_CALL = 256
 class ScriptBatcher:
     def __init__(
         self,
-        conn: ScriptConnection | PipelineConnection,
+        conn: ScriptConnection,
         source: str,
         take_deltas: Callable[[int], list[tuple[str, int]]],
         return_deltas: Callable[[list[tuple[str, int]]], None],

@@ -4,20 +4,22 @@ redis-py's pipeline costs about 45 µs per request on the full path here (a Pipe
 batch, generic command packing, an ``asyncio.timeout()`` per reply; docs/benchmarks.md). The
 limiter sends only EVALSHA and SCRIPT LOAD, one batch at a time (redisbatch.py), so one
 connection, one write per batch and one deadline per batch are enough. Anything unexpected
-closes the connection; the next batch reconnects.
+closes the connection; the next batch reconnects. It speaks TCP, TLS and Unix sockets alike,
+so production behind TLS keeps the lean path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import hiredis
+from redis.asyncio.connection import Connection, SSLConnection, parse_url
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
@@ -35,31 +37,60 @@ def encode(args: Sequence[Any]) -> bytes:
 
 
 class ScriptConnection:
+    """One connection for the limiter's batches, to the server a redis-py client would reach.
+
+    The URL means what it means to every other client of the platform (django-redis, channels-redis,
+    the flusher): redis-py parses it and builds its connection object, which is never connected
+    but read for host/port or socket path, TLS context, user, password and database. So
+    ``?db=3`` and ``/3``, ``rediss://`` with ``ssl_cert_reqs``/``ssl_ca_certs``, ACL users and
+    ``unix://`` work the same here and there. The deadline per batch is ``timeout``, whatever the
+    URL says.
+    """
+
     def __init__(self, url: str, *, timeout: float = 0.5) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "redis":  # rediss:// and unix:// go through redis-py (see redisbatch.py)
-            raise ValueError(f"ScriptConnection speaks redis:// only, got {parts.scheme}://")
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 6379
-        self.password = unquote(parts.password) if parts.password else None
-        self.username = unquote(parts.username) if parts.username else None
-        self.db = int(parts.path.strip("/") or 0)
+        options: dict[str, Any] = dict(parse_url(url))
+        connection_class = options.pop("connection_class", Connection)
+        template = connection_class(**options)  # redis-py's defaults and validation
+        self.path: str | None = getattr(template, "path", None)
+        self.host: str = getattr(template, "host", "")
+        self.port: int = getattr(template, "port", 0)
+        self.ssl: ssl.SSLContext | None = template.ssl_context.get() if isinstance(template, SSLConnection) else None
+        self.username: str | None = template.username
+        self.password: str | None = template.password
+        self.db = int(template.db)
         self.timeout = timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        self._reader, self._writer = reader, writer
+    def setup_commands(self) -> list[list[Any]]:
+        """AUTH (as redis-py sends it: a username alone authenticates with an empty password)
+        and SELECT, sent in one write before the connection's first batch."""
         setup: list[list[Any]] = []
-        if self.password is not None:
-            setup.append(["AUTH", self.username, self.password] if self.username else ["AUTH", self.password])
+        if self.username:
+            setup.append(["AUTH", self.username, self.password or ""])
+        elif self.password:
+            setup.append(["AUTH", self.password])
         if self.db:
             setup.append(["SELECT", self.db])
-        for reply in await self._roundtrip(setup):
-            if isinstance(reply, Exception):
-                raise RedisConnectionError(f"Redis refused the connection setup: {reply}")
-        return reader, writer
+        return setup
+
+    async def _connect(self) -> None:
+        if self.path:
+            reader, writer = await asyncio.open_unix_connection(self.path)
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
+        self._reader, self._writer = reader, writer
+        try:
+            setup = self.setup_commands()
+            for command, reply in zip(setup, await self._roundtrip(setup), strict=True):
+                if isinstance(reply, Exception):
+                    if command[0] == "AUTH":
+                        raise AuthenticationError(f"Redis refused the credentials: {reply}")
+                    raise RedisConnectionError(f"Redis refused {command[0]}: {reply}")
+        except BaseException:
+            # Half set up (not authenticated, or in the wrong database): never reused.
+            self.close()
+            raise
 
     async def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Replies in order; a command's error is returned in its place (NoScriptError for
@@ -75,6 +106,10 @@ class ScriptConnection:
         except (OSError, EOFError, hiredis.ProtocolError) as exc:
             self.close()
             raise RedisConnectionError(f"Redis connection failed: {exc}") from exc
+        except BaseException:
+            # Cancelled mid-batch (or anything else): unread replies would answer the next batch.
+            self.close()
+            raise
 
     async def _roundtrip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         if not commands:
@@ -102,28 +137,3 @@ class ScriptConnection:
             with contextlib.suppress(Exception):
                 self._writer.close()
         self._reader = self._writer = None
-
-
-class PipelineConnection:
-    """The same interface over redis-py, for URLs ScriptConnection does not speak (TLS, unix)."""
-
-    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
-        import redis.asyncio as aioredis
-
-        self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-
-    async def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        pipe = self.redis.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
-
-    def close(self) -> None:
-        # Closing needs the loop; the pool's connections are dropped with the process.
-        pass
-
-
-def script_connection(url: str, *, timeout: float = 0.5) -> ScriptConnection | PipelineConnection:
-    if url.startswith("redis://"):
-        return ScriptConnection(url, timeout=timeout)
-    return PipelineConnection(url, timeout=timeout)
