@@ -74,8 +74,20 @@ def _normalise_segment(segment: str) -> str:
     return "".join(out)
 
 
+# Most paths are already canonical: unreserved and harmless sub-delimiters only, no "%", ";",
+# "\\", no empty or dot segment. One regex decides that, and saves the segment-by-segment walk.
+_PLAIN = re.compile(r"(?:/(?!\.{1,2}(?:/|$))[A-Za-z0-9\-._~!$&'()*+,=:@]+)*/?")
+
+
 def canonicalise(raw: str) -> Canonical:
     """``raw``: the request target's path as received (latin-1 text of the raw bytes)."""
+    if _PLAIN.fullmatch(raw) and raw:
+        return Canonical(raw, raw, False, False)
+    return walk(raw)
+
+
+def walk(raw: str) -> Canonical:
+    """The canonical form, segment by segment (``canonicalise`` without its fast path)."""
     if not raw.startswith("/"):
         raise BadRequest("The request target must be an absolute path.")
     if any(c in _FORBIDDEN or c > "\x7e" for c in raw):

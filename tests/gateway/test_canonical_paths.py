@@ -12,8 +12,10 @@ import socket
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from proxy.gateway.canonical import canonicalise
+from proxy.gateway.canonical import canonicalise, walk
 from proxy.gateway.errors import BadRequest
 
 pytestmark = pytest.mark.timeout(60)
@@ -93,3 +95,17 @@ def test_it_refuses_what_has_no_canonical_form(raw: str, error: str) -> None:
     with pytest.raises(BadRequest) as caught:
         canonicalise(raw)
     assert error in caught.value.detail
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="/.~-_aZ09;%2Fe:@!$&'()*+,=\\", max_size=24))
+def test_the_fast_path_agrees_with_the_walk(raw: str) -> None:
+    try:
+        slow = walk("/" + raw)
+    except BadRequest:
+        slow = None
+    try:
+        fast = canonicalise("/" + raw)
+    except BadRequest:
+        fast = None
+    assert fast == slow
