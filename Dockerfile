@@ -35,4 +35,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 # (docs/operations.md): give the container more than that to stop (`docker run --stop-timeout 30`,
 # Compose `stop_grace_period: 30s`; Kubernetes' default 30 s is enough).
 STOPSIGNAL SIGTERM
-CMD ["sh", "-c", "python -m apigw.startup && exec uvicorn apigw.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WORKERS} --loop uvloop --http proxy.gateway.edge:EdgeProtocol --ws-max-size ${GATEWAY_WS_MAX_MESSAGE_BYTES:-1048576} --lifespan on --no-access-log --no-server-header --no-date-header --no-proxy-headers --timeout-graceful-shutdown ${GATEWAY_DRAIN_SECONDS:-20}"]
+CMD ["sh", "-c", "python -m apigw.startup && exec uvicorn apigw.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WORKERS} --loop uvloop --http proxy.gateway.edge:EdgeProtocol --lifespan on --no-access-log --no-server-header --no-date-header --no-proxy-headers --timeout-graceful-shutdown ${GATEWAY_DRAIN_SECONDS:-20}"]

@@ -26,7 +26,7 @@ django_app = startup.configured(get_asgi_application)
 from channels.layers import get_channel_layer  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from apigw import probes, runtime  # noqa: E402
+from apigw import bodylimit, probes, runtime  # noqa: E402
 from proxy.gateway import metrics  # noqa: E402
 from proxy.gateway.app import Gateway  # noqa: E402
 from proxy.gateway.config import GatewayConfig  # noqa: E402
@@ -46,6 +46,7 @@ metrics.configure(
     partner_labels_spec=settings.METRICS_PARTNER_LABELS, partner_labels_limit=settings.METRICS_PARTNER_LABELS_MAX
 )
 _control_prefixes = tuple(gateway.config.control_prefixes)
+_control_max_body = settings.CONTROL_MAX_BODY_BYTES
 
 
 async def http(scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,7 +56,8 @@ async def http(scope: Scope, receive: Receive, send: Send) -> None:
     if path in probes.PATHS:  # before Django's host validation: probes come by pod IP (probes.py)
         await probes.app(scope, receive, send)
     elif path.startswith(_control_prefixes):
-        await django_app(scope, receive, send)  # type: ignore[arg-type]
+        # Django reads a whole body before any view runs: capped while it arrives (bodylimit.py).
+        await bodylimit.limited(django_app, _control_max_body, scope, receive, send)  # type: ignore[arg-type]
     else:
         await gateway.http(scope, receive, send)
 

@@ -328,6 +328,8 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 PORTAL_MAIL_ACTIONS_PER_IP = env_int("PORTAL_MAIL_ACTIONS_PER_IP", 10, minimum=1)
 PORTAL_MAIL_ACTIONS_PER_ADDRESS = env_int("PORTAL_MAIL_ACTIONS_PER_ADDRESS", 3, minimum=1)
 PORTAL_MAIL_ACTIONS_WINDOW_SECONDS = env_int("PORTAL_MAIL_ACTIONS_WINDOW_SECONDS", 3600, minimum=1)
+# Largest request body on the paths Django serves, refused (413) while it arrives (apigw/bodylimit.py).
+CONTROL_MAX_BODY_BYTES = env_int("CONTROL_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
 # The gateway's address as partners call it, e.g. https://api.example.com (docs/portal.md). Empty:
 # the address the portal itself was reached at, right wherever the one process serves both (make run).
 GATEWAY_PUBLIC_URL = env_str("GATEWAY_PUBLIC_URL").strip().rstrip("/")

@@ -4,7 +4,7 @@ of an internet-facing proxy, enforced while bytes arrive, before anything is ass
 uvicorn's httptools protocol has no limit on the request line, the header block or the number
 of headers, no deadline for headers to arrive and no cap on connections: one 200 MiB header took
 a worker from 115 MB to 779 MB, and silent connections stayed open for ever. This subclass counts
-bytes in ``data_received`` (before the parser buffers them) and in the parser's callbacks, and
+bytes in ``data_received`` (while headers are incomplete) and in the parser's callbacks, and
 answers like nginx and Envoy do:
 
 | limit (env variable)                    | default | answer |
@@ -14,10 +14,10 @@ answers like nginx and Envoy do:
 | header count (``GATEWAY_MAX_HEADERS``)          | 100     | 431, close (Envoy: 100) |
 | headers complete within (``GATEWAY_HEADER_TIMEOUT``) | 10 s | 408, close (slowloris) |
 | connections per process (``GATEWAY_MAX_CONNECTIONS``) | 10,000 | 503 at once to new ones |
+| WebSocket message (``GATEWAY_WS_MAX_MESSAGE_BYTES``) | 1 MiB | close 1009, while assembling/inflating |
 
 Idle keep-alive connections are closed by uvicorn's ``--timeout-keep-alive``; request bodies have
-their own idle and total deadlines where they are read (body.py); WebSocket messages are capped
-by uvicorn's ``--ws-max-size`` before they are assembled (and decompressed).
+their own idle and total deadlines where they are read (body.py).
 
 Use it with ``uvicorn --http proxy.gateway.edge:EdgeProtocol`` (the Dockerfile and
 ``runplatform`` do). It mirrors uvicorn's own ``data_received`` (a few lines) because that one
@@ -60,6 +60,7 @@ class EdgeLimits:
     max_headers: int
     header_timeout: float
     max_connections: int
+    ws_max_message_bytes: int
 
     @classmethod
     def from_env(cls) -> EdgeLimits:
@@ -73,6 +74,9 @@ class EdgeLimits:
             max_connections=int(
                 _positive(os.environ.get("GATEWAY_MAX_CONNECTIONS"), "GATEWAY_MAX_CONNECTIONS", 10_000)
             ),
+            ws_max_message_bytes=int(
+                _positive(os.environ.get("GATEWAY_WS_MAX_MESSAGE_BYTES"), "GATEWAY_WS_MAX_MESSAGE_BYTES", 1024 * 1024)
+            ),
         )
 
 
@@ -85,15 +89,22 @@ class _Refused(Exception):
 
 
 class EdgeProtocol(HttpToolsProtocol):
+    """Late headers are found by one sweep per server (``_sweep``), not by a timer armed and
+    cancelled for every request, which costs more than the rest of this class per request."""
+
     limits = EdgeLimits.from_env()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The WebSocket protocol this one upgrades to assembles (and inflates) each message up to
+        # the server's ws_max_size (uvicorn: 16 MiB): capped here, whatever the command line said.
+        if self.config.ws_max_size > self.limits.ws_max_message_bytes:
+            self.config.ws_max_size = self.limits.ws_max_message_bytes
         self._head_open = True  # between a request's first byte and its complete headers
         self._head_bytes = 0
         self._header_bytes = 0
         self._header_count = 0
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started = 0.0  # loop time the awaited headers' first byte (or the connection) came
         self._refusal: _Refused | None = None
 
     # -- connections ---------------------------------------------------------------------------
@@ -103,21 +114,19 @@ class EdgeProtocol(HttpToolsProtocol):
             # New connections get a fast answer; the ones being served are not disturbed.
             self._refuse(_Refused(503, "too_many_connections", "The gateway is at its connection limit."))
             return
-        self._arm_head_timer()  # a connection that never sends a byte must end too
+        self._head_started = self.loop.time()  # a connection that never sends a byte must end too
+        state: Any = self.server_state  # one sweep per server (and so per event loop)
+        sweeper = getattr(state, "apigw_head_sweeper", None)
+        if sweeper is None or sweeper.done():
+            state.apigw_head_sweeper = self.loop.create_task(_sweep(state.connections, self.limits))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
+        self._head_open = False
         super().connection_lost(exc)
 
     # -- bytes ---------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
-        if self._head_open:
-            self._head_bytes += len(data)
-            # Counted before the parser sees (and buffers) them: nothing past the limit is kept.
-            if self._head_bytes > self.limits.max_url_bytes + self.limits.max_header_bytes + 1024:
-                self._refuse(_Refused(431, "headers_too_large", "The request headers are too large."))
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -125,17 +134,27 @@ class EdgeProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+            return
         except httptools.HttpParserError:
             refusal = self._refusal or _Refused(400, "bad_request", "The request is not valid HTTP/1.1.")
             self._refuse(refusal)
+            return
+        if self._head_open:
+            # The parser keeps an unfinished header line whole; the callbacks only see complete
+            # ones. Counted here, while the headers are still incomplete after a read, what it
+            # holds stays below the limit plus one read, whatever one header's size.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_url_bytes + self.limits.max_header_bytes + 1024:
+                self._refuse(_Refused(431, "headers_too_large", "The request headers are too large."))
 
     # -- parser callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_open = True
+        self._head_bytes = 0
         self._header_bytes = 0
         self._header_count = 0
-        self._arm_head_timer()
+        self._head_started = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -157,32 +176,24 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._head_bytes = 0
-        self._disarm_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._head_open = True  # the next request on this connection starts counting afresh
+        # The next request on this connection starts counting afresh; until its first byte, the
+        # keep-alive timeout (uvicorn's) is what ends an idle connection.
+        self._head_open = True
+        self._head_started = float("inf")
 
     # -- answers -------------------------------------------------------------------------------
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timeout)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timeout(self) -> None:
-        self._head_timer = None
-        if self._head_open:  # armed only while a request's headers are awaited
+    def head_late(self, now: float) -> None:
+        if self._head_open and now - self._head_started > self.limits.header_timeout:
             self._refuse(_Refused(408, "request_timeout", "The request headers did not arrive in time."))
 
     def _refuse(self, refusal: _Refused) -> None:
         """Answer with the error's status and a JSON body, then close: the rest of what the
         client sends is never read."""
-        self._disarm_head_timer()
+        self._head_open = False
         if self.transport.is_closing():
             return
         body = json.dumps({"error": {"code": refusal.code, "message": refusal.message}}).encode()
@@ -198,3 +209,15 @@ class EdgeProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(head))
         self.transport.close()
         log.info("refused a connection from %s: %s %s", self.client, refusal.status, refusal.code)
+
+
+async def _sweep(connections: set[Any], limits: EdgeLimits) -> None:
+    """Every few tenths of a second: refuse (408) the connections whose headers are late."""
+    loop = asyncio.get_running_loop()
+    tick = min(1.0, limits.header_timeout / 4)
+    while True:
+        await asyncio.sleep(tick)
+        now = loop.time()
+        for connection in list(connections):
+            if isinstance(connection, EdgeProtocol):
+                connection.head_late(now)

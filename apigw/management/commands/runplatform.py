@@ -119,8 +119,6 @@ class Command(BaseCommand):
                     "uvloop",
                     "--http",
                     "proxy.gateway.edge:EdgeProtocol",  # framing limits (docs/security.md)
-                    "--ws-max-size",
-                    os.environ.get("GATEWAY_WS_MAX_MESSAGE_BYTES", "1048576"),
                     "--lifespan",
                     "on",
                     "--no-access-log",
