@@ -21,7 +21,7 @@ from proxy.gateway.config import GatewayConfig
 from proxy.gateway.snapshot import Snapshot
 from proxy.gateway.spec import RouteSpec, SnapshotData
 from proxy.models import Route
-from proxy.snapshot import build_snapshot
+from proxy.snapshot_builder import build_snapshot
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 

@@ -31,7 +31,7 @@ from proxy.gateway import metrics  # noqa: E402
 from proxy.gateway.app import Gateway  # noqa: E402
 from proxy.gateway.config import GatewayConfig  # noqa: E402
 from proxy.gateway.types import Receive, Scope, Send  # noqa: E402
-from proxy.snapshot import build_snapshot  # noqa: E402
+from proxy.snapshot_builder import build_snapshot  # noqa: E402
 from proxy.usage import flush_usage, report_quota_usage  # noqa: E402
 
 _config = GatewayConfig.from_settings(settings)

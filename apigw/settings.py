@@ -185,9 +185,9 @@ LOG_ACCESS = env_bool("LOG_ACCESS", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "apigw.logfmt.RedactSecrets"}},
+    "filters": {"redact": {"()": "apigw.ecsjson.RedactSecrets"}},
     "formatters": {
-        "json": {"()": "apigw.logfmt.EcsFormatter"},
+        "json": {"()": "apigw.ecsjson.EcsFormatter"},
         "console": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {

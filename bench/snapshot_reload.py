@@ -93,7 +93,7 @@ async def _reload(partners: int, signups: int) -> dict[str, Any]:
     from proxy.gateway.config import GatewayConfig
     from proxy.gateway.redis_keys import RedisKeys
     from proxy.gateway.snapshot import ConfigStore, Snapshot
-    from proxy.snapshot import build_snapshot
+    from proxy.snapshot_builder import build_snapshot
 
     config = GatewayConfig.from_settings(settings)
     client = aioredis.Redis.from_url(settings.REDIS_URL)

@@ -17,7 +17,7 @@ from django.dispatch import receiver
 from proxy.configbus import bump_on_commit
 from proxy.gateway.vocabulary import key_group, partner_group
 from proxy.models import Partner
-from proxy.snapshot import partner_is_served
+from proxy.snapshot_builder import partner_is_served
 
 log = logging.getLogger("apigw.config")
 
@@ -33,7 +33,7 @@ def config_changed(sender: Any, **kwargs: Any) -> None:
         bump_on_commit()
 
 
-# Partners: only those the gateway knows (proxy/snapshot.py: served_partners_q) bump the version.
+# Partners: only those the gateway knows (proxy/snapshot_builder.py: served_partners_q) bump the version.
 # An anonymous sign-up creates a pending partner; were that a bump, every sign-up would make every
 # gateway rebuild its snapshot, and a sign-up flood would become a data-plane load test.
 @receiver(pre_save, sender=Partner)

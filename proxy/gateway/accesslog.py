@@ -2,7 +2,7 @@
 response is sent (for a WebSocket, when the session ends).
 
 The line's fields are built as one nested dict in Elastic Common Schema and handed to the log
-record as ``ecs_fields``; apigw/logfmt.py writes it out as JSON without flattening and
+record as ``ecs_fields``; apigw/ecsjson.py writes it out as JSON without flattening and
 re-nesting it (ecs-logging's generic path measured ≈77 µs a line, this one ≈17 µs). Only
 fields the gateway chose go in: never request headers other than the User-Agent, never the
 query string (``?api_key=``), so credentials, cookies and tokens cannot reach a log line.

@@ -19,15 +19,15 @@ import redis.asyncio as aioredis
 from proxy.gateway import accesslog
 from proxy.gateway.auth import Authenticator
 from proxy.gateway.cache import Cache
+from proxy.gateway.circuits import CircuitRegistry
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.context import RequestContext
 from proxy.gateway.drain import Drain
 from proxy.gateway.errors import GatewayError
-from proxy.gateway.health import Health
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.pipeline import Admission
 from proxy.gateway.ratelimit import Limiter
-from proxy.gateway.resp import ScriptConnection
+from proxy.gateway.redis_protocol import ScriptConnection
 from proxy.gateway.snapshot import ConfigStore, SnapshotLoader
 from proxy.gateway.types import Receive, Scope, Send
 from proxy.gateway.upstream import ClientGone, Forwarder
@@ -77,8 +77,8 @@ class Gateway:
         )
         self.store.on_swap.append(lambda snapshot: self.sockets.revocations.revalidate(snapshot.auth))
         self.drain.on_begin.append(self._sockets_going_away)
-        # Upstream resilience and traffic policies (health.py, cache.py, iprules.py).
-        self.health = Health(self.redis, self.keys, poll_seconds=config.health_poll_seconds)
+        # Upstream resilience and traffic policies (circuits.py, cache.py, iprules.py).
+        self.health = CircuitRegistry(self.redis, self.keys, poll_seconds=config.health_poll_seconds)
         self.store.on_swap.append(lambda snapshot: self.health.bind(snapshot.upstreams))
         # The cache's own client, with the limiter's short timeouts: a hung Redis costs a lookup
         # at most that long, then the cache is bypassed for a second.

@@ -161,7 +161,7 @@ class Upstream:
         self.health_check = HealthCheck.from_spec(spec.get("health_check"))
         budget = spec.get("retry_budget") or {}
         self.retry_budget = RetryBudget(float(budget.get("ratio", 0.2)), float(budget.get("per_second", 5.0)))
-        # Fresh circuits; health.py swaps in the ones it keeps across snapshots.
+        # Fresh circuits; circuits.py swaps in the ones it keeps across snapshots.
         self.circuits = tuple(
             Circuit(self.name, t.authority, f"{self.name}|{t.url}", self.breaker) for t in self.targets
         )

@@ -11,7 +11,7 @@ a run of failures, so a busy target with an occasional error is never ejected, w
 hanging one is ejected after ``threshold`` requests.
 
 Only in-memory state, touched from the request path in O(1). Times are Unix seconds, not
-monotonic, because health.py shares ``until`` with the other instances through Redis.
+monotonic, because circuits.py shares ``until`` with the other instances through Redis.
 ``listener`` hears every state change (metrics and that sharing).
 """
 
@@ -153,7 +153,7 @@ class Circuit:
         self._move(CLOSED, local=local)
 
     def adopt(self, until: float, openings: int) -> None:
-        """Another instance ejected this target until ``until`` (from health.py). An ejection
+        """Another instance ejected this target until ``until`` (from circuits.py). An ejection
         this circuit already knew of (its own, or one it adopted and has since got over) is
         ignored, so re-reading the shared state cannot undo a recovery."""
         if until <= self.until:

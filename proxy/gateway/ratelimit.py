@@ -34,8 +34,8 @@ from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import ServiceUnavailable, TooManyRequests
+from proxy.gateway.redis_protocol import ScriptConnection
 from proxy.gateway.redisbatch import ScriptBatcher
-from proxy.gateway.resp import ScriptConnection
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.ratelimit")

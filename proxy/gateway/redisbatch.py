@@ -1,7 +1,7 @@
 """Auto-pipelining of one Lua script's calls (as auto-pipelining Redis clients do).
 
 Requests that reach the limiter in the same event-loop turn, or while the previous batch is
-on the wire, share one write and one read (resp.py) for the whole batch instead of a round
+on the wire, share one write and one read (redis_protocol.py) for the whole batch instead of a round
 trip each. Every request still runs its own atomic EVALSHA, so exactness is untouched; only
 the network and client overhead is shared. At most one batch is in flight, which makes batches
 grow with load instead of connections.
@@ -21,7 +21,7 @@ from typing import Any
 from redis.exceptions import NoScriptError, RedisError
 
 from proxy.gateway import metrics
-from proxy.gateway.resp import ScriptConnection
+from proxy.gateway.redis_protocol import ScriptConnection
 
 # Bounded so one call's argument list stays small when a backlog of deltas built up.
 MAX_DELTAS_PER_CALL = 256

@@ -1,6 +1,6 @@
 """The configuration snapshot the data plane serves from, and how it stays current.
 
-The control plane describes the configuration as plain data (``proxy/snapshot.py`` builds it
+The control plane describes the configuration as plain data (``proxy/snapshot_builder.py`` builds it
 from the database); ``Snapshot.compile`` turns that into immutable lookup structures. The
 ``ConfigStore`` swaps in a new snapshot when the config version in Redis moves: at once on a
 pub/sub message, and by polling every few seconds in case a message was missed. A rebuild swaps

@@ -1,5 +1,5 @@
 """The configuration snapshot's shape: the plain data the control plane builds
-(proxy/snapshot.py, the models' ``snapshot_spec``) and the data plane compiles
+(proxy/snapshot_builder.py, the models' ``snapshot_spec``) and the data plane compiles
 (snapshot.Snapshot.compile). Keys are optional (``total=False``) because the data plane also
 compiles hand-written snapshots (tests, benchmarks) and treats a missing key as its default.
 """

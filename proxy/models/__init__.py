@@ -1,4 +1,4 @@
-"""Control-plane models. The data plane never imports these; it reads proxy/snapshot.py's output."""
+"""Control-plane models. The data plane never imports these; it reads proxy/snapshot_builder.py's output."""
 
 from proxy.models.partners import ApiKey, ApiProduct, JwtIssuer, Partner, Plan, Subscription
 from proxy.models.routing import Route, Target, Upstream

@@ -140,7 +140,7 @@ class Upstream(models.Model):
         return self.name
 
     def snapshot_spec(self, targets: list[TargetSpec]) -> UpstreamSpec:
-        """The plain description the data plane compiles (see proxy/snapshot.py)."""
+        """The plain description the data plane compiles (see proxy/snapshot_builder.py)."""
         return {
             "name": self.name,
             "targets": targets,
@@ -402,7 +402,7 @@ class Route(models.Model):
         return self.name
 
     def snapshot_spec(self) -> RouteSpec:
-        """The plain description the data plane compiles (see proxy/snapshot.py)."""
+        """The plain description the data plane compiles (see proxy/snapshot_builder.py)."""
         return {
             "id": self.pk,
             "name": self.name,

@@ -13,8 +13,8 @@ import redis
 import redis.asyncio as aioredis
 
 from proxy.gateway.ratelimit import SCRIPT, Decision, LocalLimiter, Rule, quota_window
+from proxy.gateway.redis_protocol import ScriptConnection
 from proxy.gateway.redisbatch import ScriptBatcher
-from proxy.gateway.resp import ScriptConnection
 from tests.servers import RedisServer
 
 

@@ -1,4 +1,4 @@
-"""REDIS_URL means one thing to every client: the limiter's own connection (resp.py) reaches the
+"""REDIS_URL means one thing to every client: the limiter's own connection (redis_protocol.py) reaches the
 server, database and user that redis-py (the flusher, django-redis, channels-redis) reaches.
 
 Each test runs redis-servers of its own (passwords, ACL users, TLS); the shared one is never
@@ -27,8 +27,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from proxy import services
 from proxy.gateway.ratelimit import SCRIPT
+from proxy.gateway.redis_protocol import ScriptConnection
 from proxy.gateway.redisbatch import ScriptBatcher
-from proxy.gateway.resp import ScriptConnection
 from proxy.models import ApiProduct, Plan, Route, Target, Upstream, UsageHourly
 from tests.conftest import subprocess_database_url
 from tests.servers import free_port, gateway_process, wait_until

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from apigw.logfmt import EcsFormatter, RedactSecrets, redact
+from apigw.ecsjson import EcsFormatter, RedactSecrets, redact
 from proxy.gateway import accesslog, apikeys, metrics
 from proxy.gateway.context import RequestContext
 from proxy.gateway.routing import Route, RouteMatch

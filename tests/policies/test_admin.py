@@ -12,7 +12,7 @@ from django.test import Client
 from proxy.gateway.breaker import BreakerSettings
 from proxy.gateway.snapshot import Snapshot
 from proxy.models import Partner, Route, Upstream
-from proxy.snapshot import build_snapshot
+from proxy.snapshot_builder import build_snapshot
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ from portal import services as portal_services
 from portal.models import PartnerMembership
 from proxy import configbus, services
 from proxy.models import Partner
-from proxy.snapshot import build_snapshot
+from proxy.snapshot_builder import build_snapshot
 from tests.conftest import subprocess_database_url
 from tests.portal import factories
 from tests.servers import free_port, gateway_process, wait_until

@@ -1,4 +1,4 @@
-"""The registry of circuits (proxy/gateway/health.py): kept across snapshot swaps, shared between
+"""The registry of circuits (proxy/gateway/circuits.py): kept across snapshot swaps, shared between
 instances through a real Redis without any call on the request path."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.breaker import CLOSED, OPEN
-from proxy.gateway.health import Health
+from proxy.gateway.circuits import CircuitRegistry
 from proxy.gateway.vocabulary import RedisKeys
 from tests.servers import free_port
 
@@ -30,7 +30,7 @@ def keys() -> RedisKeys:
 
 
 def test_circuits_survive_a_snapshot_swap_and_removed_targets_go() -> None:
-    health = Health(aioredis.Redis.from_url(os.environ["REDIS_URL"]), keys())
+    health = CircuitRegistry(aioredis.Redis.from_url(os.environ["REDIS_URL"]), keys())
     first = compiled("http://10.0.0.1:80", "http://10.0.0.2:80", breaker={"threshold": 1})
     health.bind({"u": first})
     first.circuits[0].failure(time.time())
@@ -45,14 +45,14 @@ def test_circuits_survive_a_snapshot_swap_and_removed_targets_go() -> None:
 
 
 def test_instances_share_circuits_through_redis_without_a_call_per_request() -> None:
-    """In-process: two Health registries (two instances) on one Redis. An opening reaches the
+    """In-process: two circuit registries (two instances) on one Redis. An opening reaches the
     other instance by pub/sub in milliseconds; nothing is read from Redis per request."""
     shared = keys()
     spec: dict[str, Any] = {"name": "u", "targets": [{"url": "http://10.9.9.9:1"}], "breaker": {"threshold": 1}}
 
     async def scenario() -> None:
         clients = [aioredis.Redis.from_url(os.environ["REDIS_URL"]) for _ in range(2)]
-        instances = [Health(c, shared, poll_seconds=0.2) for c in clients]
+        instances = [CircuitRegistry(c, shared, poll_seconds=0.2) for c in clients]
         upstreams = [Upstream(spec) for _ in instances]
         for health, upstream in zip(instances, upstreams, strict=True):
             health.bind({"u": upstream})

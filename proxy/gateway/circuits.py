@@ -61,7 +61,7 @@ return 1
 """
 
 
-class Health:
+class CircuitRegistry:
     def __init__(self, redis: aioredis.Redis, keys: RedisKeys, *, poll_seconds: float = 1.0) -> None:
         self.redis = redis
         self.keys = keys
