@@ -91,8 +91,8 @@ async def _reload(partners: int, signups: int) -> dict[str, Any]:
     from django.conf import settings
 
     from proxy.gateway.config import GatewayConfig
-    from proxy.gateway.redis_keys import RedisKeys
     from proxy.gateway.snapshot import ConfigStore, Snapshot
+    from proxy.gateway.vocabulary import RedisKeys
     from proxy.snapshot_builder import build_snapshot
 
     config = GatewayConfig.from_settings(settings)

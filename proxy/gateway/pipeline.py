@@ -19,7 +19,8 @@ a caller, so it holds for every protocol at once (Kong runs one access phase for
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from multidict import CIMultiDict
@@ -79,7 +80,7 @@ class Admitted:
     target: str = ""
     # Request headers for the upstream. Host is in them only when the route preserves it;
     # otherwise it is each attempt's target (upstream.py) or the WebSocket URL's.
-    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    headers: CIMultiDict[str] | None = None
     preserve_host: bool = False
     hash_key: str | None = None
     # WebSocket: the subprotocols the client offered (subprotocols.py).
@@ -88,7 +89,7 @@ class Admitted:
     cache: CacheSlot | None = None
     hit: Entry | None = None
     # Dry run only: each limit as it stands, and the refusal counting would have caused.
-    limits: list[LimitState] = field(default_factory=list)
+    limits: Sequence[LimitState] = ()
     refusal: GatewayError | None = None
 
 
@@ -373,7 +374,7 @@ def limits_for(keys: RedisKeys, identity: Identity | None, route: Route, client_
     return Check(limit_keys, rules, usage, last_used_field(key.id) if key is not None else "")
 
 
-def dry_run_refusal(states: list[LimitState]) -> GatewayError | None:
+def dry_run_refusal(states: Sequence[LimitState]) -> GatewayError | None:
     refused = next((s for s in states if s.would_refuse), None)
     if refused is None:
         return None

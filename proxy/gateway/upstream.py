@@ -81,6 +81,7 @@ class _Exchange:
         self.ctx = ctx
         self.upstream = upstream
         self.path = admitted.target
+        assert admitted.headers is not None  # admission built them (pipeline.py)
         self.headers = admitted.headers
         self.preserve_host = admitted.preserve_host
         self.receive = receive
@@ -189,11 +190,12 @@ class Forwarder:
         upstream, policy = admitted.upstream, admitted.traffic
         assert upstream is not None
         assert self._session is not None, "Forwarder.start() was not awaited"
-        limits = BodyLimits(self._limit(policy), self.config.body_idle_timeout, self.config.upload_timeout)
-        length = declared_length(ctx, limits.max_bytes)
+        max_bytes = self._limit(policy)
+        length = declared_length(ctx, max_bytes)
         retry = policy.retry.applies_to(ctx.method)
         data: bytes | Upload | None = None
         if length is None or length > 0:
+            limits = BodyLimits(max_bytes, self.config.body_idle_timeout, self.config.upload_timeout)
             if length is not None and length <= self.config.retry_buffer_bytes:
                 # Small bodies are read before a pooled connection is taken (and can be retried):
                 # a slow client then holds nothing of the upstream's while it sends.
@@ -206,7 +208,10 @@ class Forwarder:
             slots = self._slots[upstream.name] = asyncio.Semaphore(
                 self.config.upstream_pool_size * max(1, len(upstream.targets))
             )
-        await self._take_slot(slots)
+        if slots.locked():
+            await self._queue_for(slots)
+        else:
+            await slots.acquire()  # free: returns at once
         ctx.upstream_started = time.perf_counter()
         try:
             if policy.total_timeout is None:
@@ -225,13 +230,10 @@ class Forwarder:
             slots.release()
             ctx.upstream_finished = time.perf_counter()
 
-    async def _take_slot(self, slots: asyncio.Semaphore) -> None:
-        """One of the upstream's slots (as many as its pool has connections), waiting at most
+    async def _queue_for(self, slots: asyncio.Semaphore) -> None:
+        """Wait for one of the upstream's slots (as many as its pool has connections) at most
         GATEWAY_UPSTREAM_QUEUE_TIMEOUT: a pile-up behind slow requests gets a fast 503, not a
         504 that would also count against the targets' health."""
-        if not slots.locked():
-            await slots.acquire()  # free: returns at once
-            return
         try:
             async with asyncio.timeout(self.config.upstream_queue_timeout):
                 await slots.acquire()

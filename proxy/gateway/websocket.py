@@ -185,7 +185,7 @@ class SocketRelay:
         """One handshake with one target; its outcome feeds the target's circuit like an HTTP
         attempt's. A refused or reset connection may go to another target (attempts.Retry)."""
         assert self._session is not None, "SocketRelay.start() was not awaited"
-        assert admitted.offer is not None
+        assert admitted.offer is not None and admitted.headers is not None
         circuit = upstream.circuits[index]
         upstream.inflight[index] += 1
         try:

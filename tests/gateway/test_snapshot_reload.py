@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from proxy.gateway.config import GatewayConfig
-from proxy.gateway.redis_keys import RedisKeys
 from proxy.gateway.snapshot import ConfigStore, dumps_in_slices
+from proxy.gateway.vocabulary import RedisKeys
 
 
 def many_partners(n: int) -> dict[str, Any]:
