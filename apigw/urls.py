@@ -7,7 +7,7 @@ from apigw import health, logins, metrics_view
 
 urlpatterns = [
     # Before admin.site.urls, which would otherwise answer it unthrottled.
-    path("admin/login/", logins.admin_login),
+    path("admin/login/", logins.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
     path("api/admin/v1/", include("adminapi.urls")),

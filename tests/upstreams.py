@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import threading
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
@@ -65,14 +65,12 @@ class ResettingServer:
         self.sock.close()
 
 
-class WebSocketUpstream:
-    """An aiohttp WebSocket upstream in a thread: echoes text and binary; ``close:CODE:REASON``
-    makes it close with that code; ``flood:N`` sends N messages. It remembers how clients
-    closed (GET /closes) and offers the subprotocols v1 and v2."""
+class AiohttpUpstream:
+    """An aiohttp application on a 127.0.0.1 port, served from a thread of the test process (so
+    the test can read what it recorded). Subclasses add their routes in ``routes``."""
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.closes: list[tuple[int, str]] = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
@@ -80,6 +78,43 @@ class WebSocketUpstream:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def _start(self) -> None:
+        app = web.Application()
+        self.routes(app)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def start(self) -> Self:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class WebSocketUpstream(AiohttpUpstream):
+    """An aiohttp WebSocket upstream in a thread: echoes text and binary; ``close:CODE:REASON``
+    makes it close with that code; ``flood:N`` sends N messages. It remembers how clients
+    closed (GET /closes) and offers the subprotocols v1 and v2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closes: list[tuple[int, str]] = []
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("v1", "v2"), max_msg_size=64 * 1024 * 1024)
@@ -114,26 +149,11 @@ class WebSocketUpstream:
     async def _refuse(self, request: web.Request) -> web.Response:
         return web.json_response({"error": "no"}, status=403)
 
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/ws/{tail:.*}", self._ws)
         app.router.add_get("/closes", self._closes)
         app.router.add_get("/refuse", self._refuse)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def start(self) -> WebSocketUpstream:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
 
 
 class SilentServer(ResettingServer):
@@ -151,16 +171,13 @@ class SilentServer(ResettingServer):
             conn.close()
 
 
-class RecordingUpstream:
+class RecordingUpstream(AiohttpUpstream):
     """Records every request it gets (HTTP or WebSocket handshake): raw target and headers;
     answers HTTP with 200 and accepts (then closes) WebSockets."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.seen: list[dict[str, Any]] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
 
     async def _any(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(
@@ -177,20 +194,5 @@ class RecordingUpstream:
             return ws
         return web.json_response({"ok": True})
 
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._any)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def __enter__(self) -> RecordingUpstream:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)

@@ -29,6 +29,7 @@ from proxy.gateway.pipeline import Admission
 from proxy.gateway.ratelimit import Limiter
 from proxy.gateway.redis_protocol import ScriptConnection
 from proxy.gateway.snapshot import ConfigStore, SnapshotLoader
+from proxy.gateway.tasks import cancel_all
 from proxy.gateway.types import Receive, Scope, Send
 from proxy.gateway.upstream import ClientGone, Forwarder
 from proxy.gateway.vocabulary import RedisKeys
@@ -126,10 +127,7 @@ class Gateway:
                 log.exception("maintenance job %s failed", getattr(job, "__name__", job))
 
     async def shutdown(self) -> None:
-        for task in self._maintenance_tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._maintenance_tasks)
         await self.sockets.stop()
         await self.limiter.stop()
         for _, job in self.maintenance:  # one last run, e.g. flush counted usage now

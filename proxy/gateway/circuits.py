@@ -30,6 +30,7 @@ from proxy.gateway import metrics
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.breaker import CLOSED, OPEN, Circuit
 from proxy.gateway.probes import Prober
+from proxy.gateway.tasks import cancel_all
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.health")
@@ -134,11 +135,7 @@ class CircuitRegistry:
 
     async def stop(self) -> None:
         await self.prober.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         if self._pending:
             with contextlib.suppress(RedisError, OSError):

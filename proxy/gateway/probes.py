@@ -12,7 +12,6 @@ nothing is shared through Redis because every instance reaches the same conclusi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import aiohttp
 
 from proxy.gateway.breaker import CLOSED, Circuit
 from proxy.gateway.spec import HealthCheckSpec
+from proxy.gateway.tasks import cancel_all
 
 if TYPE_CHECKING:
     from proxy.gateway.balancer import Upstream
@@ -83,11 +83,7 @@ class Prober:
     async def stop(self) -> None:
         tasks = [task for _, task in self._tasks.values()]
         self._tasks = {}
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(tasks)
 
     def _reconcile(self) -> None:
         for name in list(self._tasks):

@@ -33,6 +33,7 @@ from proxy.gateway.iprules import IpRules
 from proxy.gateway.policy import TrafficPolicy
 from proxy.gateway.routing import Route, RouteConfigError, RouteTable
 from proxy.gateway.spec import SnapshotData
+from proxy.gateway.tasks import cancel_all
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.config")
@@ -139,11 +140,7 @@ class ConfigStore:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
 
     async def _remote_version(self) -> int | None:

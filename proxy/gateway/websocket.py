@@ -37,6 +37,7 @@ from proxy.gateway.leases import Leases
 from proxy.gateway.pipeline import Admitted
 from proxy.gateway.revocation import CLOSE_REVOKED, Revocations
 from proxy.gateway.socketpolicy import SocketPolicy, TokenBucket
+from proxy.gateway.tasks import cancel_all
 from proxy.gateway.types import Receive, Send
 from proxy.gateway.vocabulary import RedisKeys
 
@@ -116,10 +117,7 @@ class SocketRelay:
     async def stop(self) -> None:
         for session in list(self.sessions):
             session.close(1001, "gateway shutting down")
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         if self._session is not None:
             await self._session.close()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,25 +19,19 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from tests.servers import free_port, wait_until
+from tests.servers import wait_until
+from tests.upstreams import AiohttpUpstream
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class EndlessUpstream:
+class EndlessUpstream(AiohttpUpstream):
     """``/events``: an event at once, then one every 0.2 s, forever. ``/download``: 200 MB
     announced, 64 KiB every 0.05 s. Each notes when its connection ended."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.ended: list[tuple[str, float]] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -66,25 +59,10 @@ class EndlessUpstream:
     async def _quick(self, request: web.Request) -> web.Response:
         return web.Response(text="quick")
 
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/events", self._events)
         app.router.add_get("/download", self._download)
         app.router.add_get("/quick", self._quick)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    def start(self) -> EndlessUpstream:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture

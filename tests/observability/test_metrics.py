@@ -109,7 +109,7 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
                 s,
                 "django_http_responses_total_by_status_view_method_total",
                 status="200",
-                view="admin:login",
+                view="admin-login",
                 method="GET",
             )
             >= 1
@@ -120,7 +120,7 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
             samples,
             "django_http_responses_total_by_status_view_method_total",
             status="200",
-            view="admin:login",
+            view="admin-login",
             method="GET",
         )
         >= 1
