@@ -64,7 +64,7 @@ def _populate(partners: int, signups: int) -> None:
         )
 
 
-async def _max_stall(work: Any) -> tuple[float, float]:
+async def max_stall(work: Any) -> tuple[float, float]:
     """Run ``work()`` beside a 1 ms ticker; returns (its duration, the longest tick delay) in ms."""
     stall = 0.0
     done = False
@@ -101,7 +101,7 @@ async def _reload(partners: int, signups: int) -> dict[str, Any]:
     store = ConfigStore(config, build_snapshot, client, keys)
     result: dict[str, Any] = {"partners": partners, "pending_signups": signups}
     # What the ticker sees with nothing to do: the machine's own scheduling noise.
-    _, result["idle_loop_stall_ms"] = await _max_stall(lambda: asyncio.sleep(1.0))
+    _, result["idle_loop_stall_ms"] = await max_stall(lambda: asyncio.sleep(1.0))
     try:
         started = time.perf_counter()
         data = await asyncio.to_thread(build_snapshot)
@@ -120,12 +120,12 @@ async def _reload(partners: int, signups: int) -> dict[str, Any]:
             Snapshot.compile(loaded, 2)
             json.dumps(loaded)
 
-        result["before_reload_ms"], result["before_loop_stall_ms"] = await _max_stall(inline)
+        result["before_reload_ms"], result["before_loop_stall_ms"] = await max_stall(inline)
 
         async def now() -> None:
             await store.refresh(force=True)
 
-        result["after_reload_ms"], result["after_loop_stall_ms"] = await _max_stall(now)
+        result["after_reload_ms"], result["after_loop_stall_ms"] = await max_stall(now)
     finally:
         await client.delete(keys.config_snapshot)
         await client.aclose()

@@ -37,13 +37,6 @@ def test_the_layer_socket_timeout_outlasts_its_blocking_wait() -> None:
 
 
 @pytest.fixture
-def ws_upstream() -> Iterator[WebSocketUpstream]:
-    server = WebSocketUpstream().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def setup(ws_upstream: WebSocketUpstream) -> dict[str, Any]:
     upstream = Upstream.objects.create(name="ws")
     Target.objects.create(upstream=upstream, url=ws_upstream.url)

@@ -26,13 +26,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 
 
 @pytest.fixture
-def ws_upstream() -> Iterator[WebSocketUpstream]:
-    server = WebSocketUpstream().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def setup(ws_upstream: WebSocketUpstream) -> dict[str, Any]:
     upstream = factories.upstream(name="ws", targets=[ws_upstream.url])
     down = factories.upstream(name="down", targets=[f"http://127.0.0.1:{free_port()}"])
