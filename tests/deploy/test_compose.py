@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -237,6 +238,24 @@ def test_only_the_load_balancer_is_a_trusted_proxy() -> None:
     whole, dynamic = subnet("edge")
     assert lb in whole and lb not in dynamic, "no gateway instance can be given the balancer's address"
     assert set(services()["gateway"]["networks"]) >= {"edge"} and set(services()["lb"]["networks"]) == {"edge"}
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (Debian package 'nginx')")
+def test_nginx_accepts_the_load_balancer_configuration(tmp_path: Path) -> None:
+    """`nginx -t` with the machine's nginx. Debian's (1.22) predates `server ... resolve` and
+    resolves names while it reads the file, so that one line points at a literal address."""
+    text = NGINX_CONF.read_text()
+    server = re.compile(r"server gateway:(\d+) resolve;")
+    assert server.search(text)
+    config = tmp_path / "nginx.conf"
+    config.write_text(server.sub(r"server 127.0.0.1:\1;", text))
+    result = subprocess.run(
+        ["nginx", "-t", "-e", "stderr", "-p", str(tmp_path), "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_load_balancer_does_not_serve_metrics() -> None:
