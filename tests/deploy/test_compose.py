@@ -162,6 +162,14 @@ def test_every_required_value_has_a_line_in_env_example() -> None:
     assert (COMPOSE_DIR / ".gitignore").read_text().splitlines()[-1] == ".env"
 
 
+def test_the_secrets_file_stays_out_of_the_image() -> None:
+    """The build context is the repository, which holds deploy/compose/.env once filled in."""
+    for service in platform_services().values():
+        assert (COMPOSE_DIR / service["build"]["context"]).resolve() == ROOT
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "**/.env" in ignored and "deploy" in ignored
+
+
 def test_the_gateway_scales_without_host_port_conflicts() -> None:
     gateway = services()["gateway"]
     assert "ports" not in gateway and "container_name" not in gateway
