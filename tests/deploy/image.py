@@ -8,10 +8,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from tests.apigw.test_operations_doc import documented, read_in_code
-from tests.servers import ROOT
+from tests.conftest import subprocess_database_url
+from tests.servers import ROOT, Process, free_port, gateway_process
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -44,3 +46,15 @@ def startup_check(environment: Mapping[str, str]) -> subprocess.CompletedProcess
     return subprocess.run(
         [sys.executable, "-m", "apigw.startup"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
     )
+
+
+@contextmanager
+def gateway_with(environment: Mapping[str, str]) -> Iterator[Process]:
+    """A real gateway process with a manifest's environment; only the stores (database, Redis)
+    are the test's own. Needs the test database (``django_db(transaction=True)``)."""
+    env = {**environment, "DATABASE_URL": subprocess_database_url(), "REDIS_URL": os.environ["REDIS_URL"]}
+    proc = gateway_process(free_port(), env=env).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from apigw import probes
-from tests.deploy.image import image_default_port, image_port, startup_check, unknown_variables
+from tests.deploy.image import gateway_with, image_default_port, image_port, startup_check, unknown_variables
 from tests.servers import ROOT
 
 COMPOSE_DIR = ROOT / "deploy" / "compose"
@@ -142,6 +143,20 @@ def test_the_settings_pass_the_platforms_own_start_up_checks() -> None:
     # And the check is real: the same settings with a typo in a value are refused.
     broken = environment("gateway") | {"GATEWAY_TRUSTED_PROXIES": "172.30.10.10/33"}
     assert startup_check(broken).returncode == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_gateway_with_these_settings_passes_the_healthcheck_and_refuses_other_scrapers() -> None:
+    """The healthcheck command, as written, exits 0 against a real gateway with the gateway
+    service's environment."""
+    with gateway_with(environment("gateway")) as gateway:
+        command = services()["gateway"]["healthcheck"]["test"]
+        assert command[:2] == ["CMD", "python"]
+        script = command[-1].replace("127.0.0.1:8000", f"127.0.0.1:{gateway.port}")
+        result = subprocess.run([sys.executable, *command[2:-1], script], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr + gateway.output()
+        # METRICS_ALLOWED_NETWORKS is Prometheus's address only: not even loopback may scrape.
+        assert httpx.get(f"http://127.0.0.1:{gateway.port}/metrics", timeout=10).status_code == 403
 
 
 def test_production_settings() -> None:

@@ -10,12 +10,13 @@ import subprocess
 from functools import cache
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
 
 from apigw import probes
-from tests.deploy.image import image_port, image_user, startup_check, unknown_variables
+from tests.deploy.image import gateway_with, image_port, image_user, startup_check, unknown_variables
 from tests.servers import ROOT
 
 KUSTOMIZE_DIR = ROOT / "deploy" / "kubernetes"
@@ -186,6 +187,15 @@ def test_the_probes_ask_the_probe_endpoints_on_the_gateway_port() -> None:
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert http_get(probe)["path"] in probes.PATHS
         assert ports[http_get(probe)["port"]] == int(config()["PORT"]) == image_port()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_gateway_with_these_settings_answers_every_probe() -> None:
+    filled = {"SECRET_KEY": "k" * 50, "API_KEY_PEPPER": "p" * 50}
+    with gateway_with(config() | filled) as gateway:
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            answer = httpx.get(f"http://127.0.0.1:{gateway.port}{http_get(probe)['path']}", timeout=10)
+            assert answer.status_code == 200, (probe, answer.text, gateway.output())
 
 
 def test_the_grace_period_covers_the_pause_the_drain_and_the_flush() -> None:
