@@ -18,6 +18,7 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config.schema.json"
 FORMAT_VERSION = 1
 MAX_BYTES = 5 * 1024 * 1024
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 HEADER = "# apigw gateway configuration (docs/config.md). Apply with: manage.py gatewayconfig apply FILE\n"
 
 
@@ -134,10 +135,18 @@ def check(text: str) -> tuple[Any, Lines, list[tuple[Path_, ConfigError]]]:
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise ConfigInvalid([ConfigError(None, "", f"the file is larger than {MAX_BYTES // 1024 // 1024} MiB")])
     try:
-        lines = Lines(yaml.compose(text, Loader=yaml.SafeLoader))
-        if lines.errors:
-            raise ConfigInvalid(lines.errors)
-        data = yaml.safe_load(text)
+        # Parsed once, with libyaml where PyYAML has it (10,000 routes: ≈1.5 s instead of ≈17 s
+        # for the pure-Python parser run twice): the node tree gives the line numbers, and the
+        # same tree is constructed into data.
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            lines = Lines(root)
+            if lines.errors:
+                raise ConfigInvalid(lines.errors)
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ConfigInvalid(
