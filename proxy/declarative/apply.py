@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import DataError, IntegrityError, models, transaction
 
 from audit.context import acting
-from proxy.declarative.current import BATCHED, Batch, Current
+from proxy.declarative.current import BATCHED, Batch, Current, Progress
 from proxy.declarative.format import ConfigError, ConfigInvalid, Lines, Path_, check, path_text
 from proxy.declarative.kinds import (
     NESTED,
@@ -99,8 +99,7 @@ def _short(value: Any) -> str:
 
 
 # -- applying -----------------------------------------------------------------------------------
-Progress = Callable[[str, int, int], None]
-"""Told (phase, done, total) as an apply goes: e.g. ("routes", 4000, 10000)."""
+# Progress is told (phase, done, total) as an apply goes: e.g. ("routes", 4000, 10000).
 
 
 def quiet(phase: str, done: int, total: int) -> None:
@@ -173,6 +172,7 @@ class _Applier:
         # What the file declares, by kind: identity → saved instance (None when it failed).
         self.kept: dict[str, dict[Any, models.Model | None]] = {}
         self.routes: list[tuple[Path_, Route]] = []
+        progress("loading the current configuration", 0, 1)
         self.current = Current()
         self.batches = {name: Batch(kind) for name, kind in _KINDS.items() if name in BATCHED}
 
@@ -203,7 +203,7 @@ class _Applier:
     def flush(self, kind: Kind) -> None:
         if kind.name in self.batches:
             self.progress(f"writing {kind.section}", 0, len(self.batches[kind.name].writes))
-            self.batches[kind.name].flush(self.refused)
+            self.batches[kind.name].flush(self.refused, self.progress)
 
     def run(self) -> None:
         for order, kind in enumerate(TOP_KINDS):
@@ -449,18 +449,23 @@ class _Applier:
                 "use it; add it back to the file or change those too",
             )
             return
+        self.current.deleted(kind, obj)
         self.changes.append(Change("delete", kind.name, label, note=note))
 
     def check_routes(self) -> None:
         """Route conflicts, judged now that every route of the file is in place (two routes that
-        swap priorities must not conflict with each other's old state): the enabled routes read
-        once, grouped by what a conflict needs equal. A route with upstream rules is judged whole
-        again, as its rules name upstreams that pruning may have just deleted."""
+        swap priorities must not conflict with each other's old state): every route as the apply
+        leaves it (``Current`` follows the saves and deletions), grouped by what a conflict needs
+        equal, in the route table's order. A route with upstream rules is judged whole again, as
+        its rules name upstreams that pruning may have just deleted."""
         if not self.routes:
             return
-        groups: dict[tuple[str, str, int], list[Route]] = {}
-        for route in Route.objects.filter(enabled=True).order_by("-priority", "name"):
-            groups.setdefault((route.path_type, route.path, route.priority), []).append(route)
+        groups: dict[tuple[Any, ...], list[Route]] = {}
+        for route in self.current.rows[ROUTE.name].values():
+            if route.enabled:
+                groups.setdefault(_conflict_key(route), []).append(route)
+        for group in groups.values():
+            group.sort(key=lambda route: route.name)  # one priority per group: the table's order
         for done, (path, route) in enumerate(self.routes):
             if done % 1000 == 0:
                 self.progress("checking route conflicts", done, len(self.routes))
@@ -473,8 +478,21 @@ class _Applier:
                         for message in messages:
                             self.error((*path, name) if name in ROUTE.fields else path, message)
                 continue
-            other = route.conflicting(groups.get((route.path_type, route.path, route.priority), ()))
+            other = route.conflicting(groups.get(_conflict_key(route), ()))
             if other is not None:
                 for message in Route.conflict_error(other).messages:
                     self.error(path, message)
         self.progress("checking route conflicts", len(self.routes), len(self.routes))
+
+
+def _conflict_key(route: Route) -> tuple[Any, ...]:
+    """What two routes must share to conflict (``Route.conflicting`` then judges methods and
+    protocols): many routes share a path and priority on different hosts."""
+    return (
+        route.path_type,
+        route.path,
+        route.priority,
+        tuple(sorted(route.hosts)),
+        json.dumps(route.headers, sort_keys=True),
+        json.dumps(route.query, sort_keys=True),
+    )

@@ -26,6 +26,7 @@ from proxy.declarative.format import Path_
 from proxy.declarative.kinds import NESTED, PARTNER, TOP_KINDS, Kind
 from proxy.models import ApiProduct, Partner, Plan, Route, Subscription, Target, Upstream
 
+Progress = Callable[[str, int, int], None]
 BATCH = 500  # rows per statement; Django lowers it further where SQLite's parameter limit needs
 
 
@@ -59,7 +60,8 @@ class Current:
             "route": {r.name: r for r in Route.objects.select_related("upstream", "product")},
             "partner": {p.slug: p for p in Partner.objects.all()},
             "subscription": {
-                (s.partner_id, s.product_id): s for s in Subscription.objects.select_related("partner", "product", "plan")
+                (s.partner_id, s.product_id): s
+                for s in Subscription.objects.select_related("partner", "product", "plan")
             },
         }
         # References name products, plans, upstreams and partners by their identity.
@@ -87,6 +89,12 @@ class Current:
     def saved(self, kind: Kind, obj: models.Model, parent: models.Model | None) -> None:
         self.rows[kind.name][self.key(kind, getattr(obj, kind.identity), parent)] = obj
 
+    def deleted(self, kind: Kind, obj: models.Model) -> None:
+        """Forget a deleted object of a top-level kind (what the apply reads after pruning:
+        routes, for their conflicts)."""
+        if not kind.parent:
+            self.rows[kind.name].pop(getattr(obj, kind.identity), None)
+
 
 @dataclass
 class _Write:
@@ -112,7 +120,7 @@ class Batch:
             fields = (*fields, "updated")
         self.writes.append(_Write(obj, path, state(current), fields))
 
-    def flush(self, refused: Callable[[Path_, Exception], None]) -> None:
+    def flush(self, refused: Callable[[Path_, Exception], None], progress: Progress) -> None:
         """Write the batch. When the database refuses some of it (a value too large, a name
         taken meanwhile), the objects are saved one at a time instead, to name each one it
         refuses; such an apply is refused whole, so how it got there does not matter."""
@@ -133,13 +141,10 @@ class Batch:
         except (DataError, IntegrityError):
             self._one_by_one(writes, refused)
             return
-        record_many(
-            [
-                (w.obj, "create" if w.before is None else "update", w.before, state(w.obj))
-                for w in writes
-            ]
-        )
+        progress(f"auditing {self.kind.section}", 0, len(writes))
+        record_many([(w.obj, "create" if w.before is None else "update", w.before, state(w.obj)) for w in writes])
         bump_on_commit()
+        progress(f"auditing {self.kind.section}", len(writes), len(writes))
 
     @staticmethod
     def _one_by_one(writes: list[_Write], refused: Callable[[Path_, Exception], None]) -> None:

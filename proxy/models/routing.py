@@ -517,7 +517,8 @@ class Route(models.Model):
         for rule in self.upstream_rules:
             compiled = _compiles("upstream_rules", lambda rule=rule: UpstreamRule.from_spec(rule))
             names.add(compiled.upstream)
-        missing = names - set(Upstream.objects.filter(name__in=names).values_list("name", flat=True))
+        known = set(Upstream.objects.filter(name__in=names).values_list("name", flat=True)) if names else set()
+        missing = names - known
         if missing:
             raise ValidationError({"upstream_rules": f"Unknown upstreams: {', '.join(sorted(missing))}."})
 
