@@ -10,6 +10,7 @@ From Python (pytest fixtures)::
     with RedisCluster(primaries=3, replicas=1).start() as cluster:
         cluster.seeds            # [("127.0.0.1", port), ...]
         cluster.url              # redis://127.0.0.1:<first primary>/0 (any node is a seed)
+        cluster.cluster_url      # redis+cluster://127.0.0.1:p1,127.0.0.1:p2,... (the platform's REDIS_URL)
         failover = cluster.kill_primary()
         failover.seconds         # SIGKILL -> replica promoted and cluster_state:ok everywhere
 
@@ -52,12 +53,13 @@ class Failover:
 
 
 class RedisNode:
-    """One cluster node: a redis-server with its own directory, port and cluster-bus port."""
+    """A redis-server with its own directory and port: a cluster node (with its cluster-bus port),
+    or a plain Redis when ``node_timeout_ms`` is None."""
 
-    def __init__(self, base_dir: Path, *, node_timeout_ms: int) -> None:
+    def __init__(self, base_dir: Path, *, node_timeout_ms: int | None) -> None:
         self.port = free_port(HOST)
         # Redis 7 takes the bus port as an option: no need for port + 10000 to be free too.
-        self.bus_port = free_port(HOST)
+        self.bus_port = free_port(HOST) if node_timeout_ms is not None else 0
         self.dir = base_dir / f"node-{self.port}"
         self.node_timeout_ms = node_timeout_ms
         self.process: ManagedProcess | None = None
@@ -66,24 +68,29 @@ class RedisNode:
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
+    @property
+    def url(self) -> str:
+        return f"redis://{self.address}/0"
+
     def command(self) -> list[str]:
-        return [
-            "redis-server",
-            "--bind", HOST,
-            "--port", str(self.port),
-            "--cluster-enabled", "yes",
-            "--cluster-port", str(self.bus_port),
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(self.node_timeout_ms),
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.dir),
-        ]  # fmt: skip
+        command = ["redis-server", "--bind", HOST, "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        command += ["--dir", str(self.dir)]
+        if self.node_timeout_ms is not None:
+            command += ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)]
+            command += ["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(self.node_timeout_ms)]
+        return command
 
     def start(self) -> RedisNode:
         """Start (or start again: the node keeps its ``nodes.conf``, so it rejoins the cluster)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.process = ManagedProcess(self.command(), log_path=self.dir / "redis.log", cwd=self.dir).start()
+        return self
+
+    def start_and_wait(self, timeout: float = 10.0) -> RedisNode:
+        self.start()
+        wait_until(self.settled, timeout=timeout, interval=0.05, what=f"{self.address} up")
+        if not self.alive():
+            raise RuntimeError(f"redis-server {self.address} exited:\n{self.process.output() if self.process else ''}")
         return self
 
     def client(self) -> redis.Redis:
@@ -190,6 +197,11 @@ class RedisCluster:
     @property
     def url(self) -> str:
         return self.urls[0]
+
+    @property
+    def cluster_url(self) -> str:
+        """The platform's ``REDIS_URL`` for this cluster: every node a seed."""
+        return "redis+cluster://" + ",".join(f"{host}:{port}" for host, port in self.seeds)
 
     def node(self, port: int) -> RedisNode:
         for node in self.nodes:
