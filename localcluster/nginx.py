@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -41,7 +43,11 @@ events {{
 }}
 
 http {{
-    access_log {access_log};
+    # Which instance(s) served each request: $upstream_addr lists every attempt ("a, b" after a
+    # retry). The failure drills send a sequence number in X-Load-Seq to match lines to requests.
+    log_format cluster '$msec $status $request_time "$request_method $uri" '
+                       'upstream="$upstream_addr" upstream_status="$upstream_status" seq=$http_x_load_seq';
+    access_log {dir}/access.log cluster;
     client_body_temp_path {dir}/client_body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -91,9 +97,7 @@ http {{
 """
 
 
-def render(
-    directory: Path, backends: Sequence[int], *, port: int, host: str = "127.0.0.1", access_log: bool = False
-) -> str:
+def render(directory: Path, backends: Sequence[int], *, port: int, host: str = "127.0.0.1") -> str:
     # A failed attempt takes an instance out for fail_timeout; short, so a restarted instance
     # gets traffic again within a second.
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=1s;" for p in backends)
@@ -107,8 +111,37 @@ def render(
         host=host,
         port=port,
         tries=max(2, len(backends)),
-        access_log=f"{directory}/access.log" if access_log else "off",
     )
+
+
+_LINE = re.compile(
+    r'^(?P<msec>[\d.]+) (?P<status>\d+) (?P<request_time>[\d.]+) "(?P<method>\S+) (?P<uri>[^"]*)" '
+    r'upstream="(?P<upstream>[^"]*)" upstream_status="(?P<upstream_status>[^"]*)" seq=(?P<seq>\S*)$'
+)
+
+
+@dataclass(frozen=True)
+class AccessLine:
+    """One request as nginx saw it: every instance tried (ports, in order) and their statuses."""
+
+    finished: float
+    status: int
+    method: str
+    uri: str
+    upstream_ports: tuple[int, ...]
+    upstream_statuses: tuple[str, ...]
+    seq: str
+
+    @classmethod
+    def parse(cls, raw: str) -> AccessLine | None:
+        match = _LINE.match(raw.strip())
+        if match is None:
+            return None
+        addresses = [a.strip() for a in re.split(r"[,:]\s", match["upstream"]) if a.strip() not in ("", "-")]
+        ports = tuple(int(a.rsplit(":", 1)[1]) for a in addresses if ":" in a)
+        statuses = tuple(s.strip() for s in re.split(r"[,:]\s", match["upstream_status"]) if s.strip())
+        seq = match["seq"]
+        return cls(float(match["msec"]), int(match["status"]), match["method"], match["uri"], ports, statuses, seq)
 
 
 class LoadBalancer:
@@ -151,6 +184,14 @@ class LoadBalancer:
 
         wait_until(up, timeout=10, interval=0.05, what="nginx answering")
         return self
+
+    def access_log(self) -> list[AccessLine]:
+        """The access log so far, parsed (nginx writes each line when the request is done)."""
+        try:
+            text = (self.dir / "access.log").read_text(errors="replace")
+        except OSError:
+            return []
+        return [line for raw in text.splitlines() if (line := AccessLine.parse(raw)) is not None]
 
     def error_log(self) -> str:
         try:
