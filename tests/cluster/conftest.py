@@ -87,13 +87,15 @@ def start_cluster(transactional_db: None) -> Iterator[Callable[..., LocalCluster
 @dataclass
 class Drill:
     """A partner with a key subscribed to a product whose route (every path, HTTP and WebSocket)
-    goes to the cluster's demo upstream; ``key`` carries the load, ``warmup_key`` the probes, so
-    the load's usage is the key's usage alone."""
+    goes to the cluster's demo upstream; ``key`` carries the load, ``warmup_secret`` the probes
+    and ``ws_key`` the WebSockets, so the load's usage is the key's usage alone."""
 
     partner: Partner
     key: ApiKey
     secret: str
     warmup_secret: str
+    ws_key: ApiKey
+    ws_secret: str
     route: Route
 
     @property
@@ -152,7 +154,8 @@ def make_drill() -> Callable[..., Drill]:
         factories.subscription(partner=partner, product=product, plan=factories.plan(slug="drill", **plan))
         key, secret = factories.api_key(partner=partner, name="load")
         _warm, warmup_secret = factories.api_key(partner=partner, name="warmup")
-        drill = Drill(partner, key, secret, warmup_secret, route)
+        ws_key, ws_secret = factories.api_key(partner=partner, name="websockets")
+        drill = Drill(partner, key, secret, warmup_secret, ws_key, ws_secret, route)
         for gateway in cluster.gateways:
             ready_through(gateway.url + "/api/v1/appliances", {"Authorization": f"Bearer {warmup_secret}"})
         return drill

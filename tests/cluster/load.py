@@ -99,3 +99,73 @@ def summary(outcomes: list[Outcome]) -> str:
         kind = str(o.status) if o.status else o.error.split("(")[0]
         kinds[kind] = kinds.get(kind, 0) + 1
     return f"{len(outcomes)} requests in {seconds:.1f} s ({rate:.0f}/s), {len(failed)} failed {kinds or ''}".strip()
+
+
+@dataclass
+class Sockets:
+    """``count`` WebSockets kept open through the balancer from a thread of their own: a socket
+    that closes (its instance died) reconnects through the balancer, up to ``max_attempts``
+    times, ``retry_pause`` apart. Counts what happened."""
+
+    url: str
+    headers: Mapping[str, str]
+    count: int
+    max_attempts: int = 50
+    retry_pause: float = 0.2
+    opened: int = 0
+    closed: int = 0
+    open_now: int = 0
+    refused: list[str] = field(default_factory=list)
+    opened_at: list[float] = field(default_factory=list)  # time.time() of every successful open
+    stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Sockets:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, predicate: Callable[[Sockets], bool], timeout: float = 30.0) -> float:
+        started = time.monotonic()
+        while not predicate(self):
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"sockets: condition not met within {timeout} s ({self})")
+            time.sleep(0.02)
+        return time.monotonic() - started
+
+    def finish(self) -> None:
+        self.stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=15)
+
+    async def _run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+
+            async def keep_one() -> None:
+                attempts = 0
+                while not self.stop.is_set() and attempts < self.max_attempts:
+                    attempts += 1
+                    try:
+                        async with session.ws_connect(self.url, headers=self.headers, heartbeat=None) as ws:
+                            self.opened += 1
+                            self.open_now += 1
+                            self.opened_at.append(time.time())
+                            try:
+                                while not self.stop.is_set():
+                                    try:
+                                        message = await ws.receive(timeout=0.2)
+                                    except TimeoutError:
+                                        continue
+                                    if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                                        aiohttp.WSMsgType.ERROR):  # fmt: skip
+                                        break
+                            finally:
+                                self.open_now -= 1
+                        if not self.stop.is_set():
+                            self.closed += 1
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        self.refused.append(repr(exc))
+                    if not self.stop.is_set():
+                        await asyncio.sleep(self.retry_pause)
+
+            await asyncio.gather(*(keep_one() for _ in range(self.count)))
