@@ -159,11 +159,12 @@ class LocalCluster:
     """Start with ``start()``, stop with ``stop()`` (or use it as a context manager).
 
     ``redis``: ``"cluster"`` starts a Redis Cluster (``redis_primaries`` × (1 + ``redis_replicas``)
-    nodes) plus one plain Redis for the channel layer (channels-redis speaks no Cluster);
-    ``"single"`` starts one plain Redis; ``redis_url`` instead uses a Redis that already runs (the
-    tests' own namespace on the machine's Redis). ``database_url`` must name a migrated database;
-    ``prepare`` migrates it, collects the static files and loads the demo configuration
-    (``loaddemo``: routes to the demo upstream, a demo key, the admin login) first.
+    nodes) plus one plain Redis for the channel layer (channels-redis speaks no Cluster), unless
+    ``channel_redis_url`` names one that runs already (the tests' own, which the test process
+    reaches too); ``"single"`` starts one plain Redis; ``redis_url`` instead uses a Redis that
+    already runs (the tests' own namespace on the machine's Redis). ``database_url`` must name a
+    migrated database; ``prepare`` migrates it, collects the static files and loads the demo
+    configuration (``loaddemo``: routes to the demo upstream, a demo key, the admin login) first.
     """
 
     def __init__(
@@ -173,6 +174,7 @@ class LocalCluster:
         database_url: str,
         redis: RedisMode = "cluster",
         redis_url: str | None = None,
+        channel_redis_url: str | None = None,
         redis_prefix: str = "apigw:",
         redis_primaries: int = 3,
         redis_replicas: int = 1,
@@ -192,6 +194,7 @@ class LocalCluster:
         self.database_url = database_url
         self.redis_mode = redis
         self.given_redis_url = redis_url
+        self.given_channel_redis_url = channel_redis_url
         self.redis_prefix = redis_prefix
         self.redis_primaries = redis_primaries
         self.redis_replicas = redis_replicas
@@ -268,9 +271,12 @@ class LocalCluster:
             ).start()
             self.redis_url = self.redis_cluster.cluster_url
             # channels-redis needs a plain Redis (settings: CHANNEL_REDIS_URL).
-            channel = RedisNode(self.dir / "redis", node_timeout_ms=None).start_and_wait()
-            self.redis_nodes.append(channel)
-            self.channel_redis_url = channel.url
+            if self.given_channel_redis_url is not None:
+                self.channel_redis_url = self.given_channel_redis_url
+            else:
+                channel = RedisNode(self.dir / "redis", node_timeout_ms=None).start_and_wait()
+                self.redis_nodes.append(channel)
+                self.channel_redis_url = channel.url
         else:
             single = RedisNode(self.dir / "redis", node_timeout_ms=None).start_and_wait()
             self.redis_nodes.append(single)

@@ -98,9 +98,13 @@ http {{
 
 
 def render(directory: Path, backends: Sequence[int], *, port: int, host: str = "127.0.0.1") -> str:
-    # A failed attempt takes an instance out for fail_timeout; short, so a restarted instance
-    # gets traffic again within a second.
-    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=1s;" for p in backends)
+    # max_fails=0: nginx never takes an instance out on its own. Every proxy_next_upstream case
+    # counts as a failure, 503 included, and a gateway's 503 is about one request (the limiter's
+    # Redis shard is down under RATELIMIT_FAILURE_POLICY=deny, an upstream is busy), not about the
+    # instance: with max_fails=1 one partner's 503s marked every instance down and nginx answered
+    # everyone 502 "no live upstreams" (measured in the Redis-primary drill). A stopped instance
+    # refuses connections, which costs one loopback connect before the next one is tried.
+    servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=0;" for p in backends)
     # nginx ignores `user` (with a warning) unless it starts as root; as root its workers would
     # otherwise run as nobody, who cannot write our temp directories.
     user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""

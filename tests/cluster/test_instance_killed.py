@@ -33,8 +33,9 @@ def open_sockets(gateway: GatewayInstance) -> int:
     return sum(int(float(m)) for m in re.findall(r'^apigw_websocket_connections\{route="drill"\} (\S+)$', text, re.M))
 
 
-def live_leases(key_id: int) -> int:
-    key = configbus.keys().socket_lease(key_subject(key_id))
+def live_leases(partner_id: int, key_id: int) -> int:
+    names = configbus.keys()
+    key = names.socket_lease(names.partner_tag(partner_id), key_subject(key_id))
     return int(configbus.redis_client().zcount(key, int(time.time() * 1000), "+inf"))
 
 
@@ -46,7 +47,7 @@ def test_kill_9_fails_only_requests_in_flight_on_it_and_loses_no_counted_request
     ws_headers = {"Authorization": f"Bearer {drill.ws_secret}"}
     sockets = Sockets(cluster.url.replace("http://", "ws://") + "/api/v1/events/ws", ws_headers, SOCKETS).start()
     sockets.wait(lambda s: s.open_now == SOCKETS)
-    assert live_leases(drill.ws_key.pk) == SOCKETS
+    assert live_leases(drill.partner.pk, drill.ws_key.pk) == SOCKETS
     per_instance = {g.port: open_sockets(g) for g in cluster.gateways}
     assert sum(per_instance.values()) == SOCKETS
     victim = max(cluster.gateways, key=lambda g: per_instance[g.port])
@@ -94,8 +95,8 @@ def test_kill_9_fails_only_requests_in_flight_on_it_and_loses_no_counted_request
     reconnected = max(sockets.opened_at) - killed_at
     assert sockets.closed == on_victim
     assert all(open_sockets(g) for g in cluster.gateways if g is not victim)
-    assert live_leases(drill.ws_key.pk) == SOCKETS + on_victim  # the dead instance's, not yet expired
-    sockets.wait(lambda _: live_leases(drill.ws_key.pk) == SOCKETS, timeout=LEASE_SECONDS + 5)
+    assert live_leases(drill.partner.pk, drill.ws_key.pk) == SOCKETS + on_victim  # the dead instance's, not yet expired
+    sockets.wait(lambda _: live_leases(drill.partner.pk, drill.ws_key.pk) == SOCKETS, timeout=LEASE_SECONDS + 5)
     expired = time.time() - killed_at
     sockets.finish()
 
