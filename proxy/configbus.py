@@ -13,23 +13,29 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from proxy.gateway.redis_urls import SyncClient, is_cluster, sync_client
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.config")
 
 
 @lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+def _client(url: str) -> SyncClient:
+    return sync_client(url, socket_connect_timeout=1.0, socket_timeout=2.0)
 
 
-def redis_client() -> redis.Redis:
-    """The control plane's shared synchronous Redis client."""
+def redis_client() -> SyncClient:
+    """The control plane's shared synchronous Redis client (a ``RedisCluster`` on a cluster)."""
     return _client(settings.REDIS_URL)
 
 
 def keys() -> RedisKeys:
-    return RedisKeys(settings.REDIS_PREFIX)
+    return _keys(settings.REDIS_PREFIX, settings.REDIS_URL)
+
+
+@lru_cache(maxsize=4)
+def _keys(prefix: str, url: str) -> RedisKeys:
+    return RedisKeys(prefix, cluster=is_cluster(url))
 
 
 def bump_config_version() -> int | None:
