@@ -7,7 +7,8 @@ products. Each step runs the management command as an operator would (``call_com
 output captured and counted) in a throwaway database: SQLite in a temporary directory, or with
 ``--postgres`` a fresh PostgreSQL database on ``DATABASE_URL``'s server, dropped afterwards.
 
-    python -m bench.config_apply [--routes 10000] [--postgres] [--profile apply|reapply|update] [--json]
+    python -m bench.config_apply [--routes 10000] [--postgres] [--json]
+    python -m bench.config_apply --routes 1000 --profile reapply --sort tottime   # cProfile one step
 
 Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/15) for the config version bump; keys
 under a prefix of its own.
@@ -101,7 +102,7 @@ def _database(postgres: bool) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _apply(path: Path, *, profile: bool) -> dict[str, Any]:
+def _apply(path: Path, *, profile: bool, sort: str = "cumulative") -> dict[str, Any]:
     """One ``gatewayconfig apply``: seconds, queries, the summary line, progress lines."""
     from django.core.management import call_command
     from django.db import connection
@@ -120,7 +121,7 @@ def _apply(path: Path, *, profile: bool) -> dict[str, Any]:
     writes = sum(1 for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE")))
     if profiler is not None:
         stats = io.StringIO()
-        pstats.Stats(profiler, stream=stats).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(40)
+        pstats.Stats(profiler, stream=stats).sort_stats(sort).print_stats(40)
         print(stats.getvalue(), file=sys.stderr)
     return {
         "seconds": round(took, 3),
@@ -132,7 +133,7 @@ def _apply(path: Path, *, profile: bool) -> dict[str, Any]:
     }
 
 
-def run(routes: int, *, postgres: bool, profile: str = "") -> dict[str, Any]:
+def run(routes: int, *, postgres: bool, profile: str = "", sort: str = "cumulative") -> dict[str, Any]:
     with _database(postgres) as url, tempfile.TemporaryDirectory(prefix="apigw-bench-") as tmp:
         _setup(url)
         first, changed = Path(tmp) / "routes.yaml", Path(tmp) / "changed.yaml"
@@ -143,9 +144,9 @@ def run(routes: int, *, postgres: bool, profile: str = "") -> dict[str, Any]:
         result: dict[str, Any] = {
             "routes": routes,
             "database": "postgresql" if postgres else "sqlite",
-            "apply": _apply(first, profile=profile == "apply"),
-            "reapply": _apply(first, profile=profile == "reapply"),
-            "update_tenth": _apply(changed, profile=profile == "update"),
+            "apply": _apply(first, profile=profile == "apply", sort=sort),
+            "reapply": _apply(first, profile=profile == "reapply", sort=sort),
+            "update_tenth": _apply(changed, profile=profile == "update", sort=sort),
         }
         from proxy.configbus import keys, redis_client
 
@@ -160,9 +161,10 @@ def main() -> None:
     parser.add_argument("--routes", type=int, default=10_000)
     parser.add_argument("--postgres", action="store_true", help="a fresh database on DATABASE_URL's server")
     parser.add_argument("--profile", choices=("apply", "reapply", "update"), default="", help="cProfile one step")
+    parser.add_argument("--sort", default="cumulative", help="the profile's order (cumulative, tottime, ...)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.routes, postgres=args.postgres, profile=args.profile)
+    result = run(args.routes, postgres=args.postgres, profile=args.profile, sort=args.sort)
     if args.json:
         print(json.dumps(result))
         return

@@ -56,11 +56,11 @@ def _populate(partners: int, signups: int, routes: int = 0) -> None:
 
     with transaction.atomic():
         upstreams = Upstream.objects.bulk_create([Upstream(name=f"u{i}") for i in range(10)])
-        rows = []
+        routes_rows: list[Route] = []
         for spec in route_specs(routes):
             fields = {k: v for k, v in spec.items() if k not in ("id", "upstream")}
-            rows.append(Route(upstream=upstreams[spec["id"] % 10], **fields))
-        Route.objects.bulk_create(rows, batch_size=2000)
+            routes_rows.append(Route(upstream=upstreams[spec["id"] % 10], **fields))
+        Route.objects.bulk_create(routes_rows, batch_size=2000)
         product = ApiProduct.objects.create(name="Appliances", slug="appliances")
         plan = Plan.objects.create(name="Gold", slug="gold", per_minute=600, quota_day=100_000)
         rows = [Partner(name=f"p{i}", slug=f"p{i}", status="active") for i in range(partners)]

@@ -462,6 +462,7 @@ class _Applier:
             return
         groups: dict[tuple[Any, ...], list[Route]] = {}
         for route in self.current.rows[ROUTE.name].values():
+            assert isinstance(route, Route)
             if route.enabled:
                 groups.setdefault(_conflict_key(route), []).append(route)
         for group in groups.values():
