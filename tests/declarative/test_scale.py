@@ -18,6 +18,7 @@ from proxy import declarative
 from proxy.configbus import bump_config_version
 from proxy.management.commands import gatewayconfig
 from proxy.models import Route
+from tests.adminapi.factories import empty_configuration
 
 pytestmark = pytest.mark.django_db
 
@@ -61,13 +62,14 @@ def writes(sql: list[str]) -> list[str]:
 
 def test_the_queries_of_an_apply_do_not_grow_with_its_routes() -> None:
     small = queries(lambda: declarative.apply(config(20)))
-    Route.objects.all().delete()
+    empty_configuration()
     large = queries(lambda: declarative.apply(config(200)))
 
     assert Route.objects.count() == 200
-    # Per-object reads and saves would add ≥ 5 queries per route (≥ 900 here); batches of 500
-    # rows mean the two files run the same statements.
-    assert len(large) <= len(small) + 5, (len(small), len(large))
+    # Per-object reads and saves cost ≥ 5 queries per route (≥ 900 more here). Batched, the
+    # 180 more routes add only INSERT statements: a few (PostgreSQL, 500 rows each), or one per
+    # ≈ 19 routes on SQLite (Django keeps SQLite's statements under 999 parameters).
+    assert len(large) - len(small) < 180 / 10, (len(small), len(large))
 
 
 def test_a_no_change_reapply_writes_nothing_and_bumps_nothing(
