@@ -150,3 +150,20 @@ def test_the_command_reports_progress_on_stderr_unless_quiet(tmp_path: Any, monk
     call_command("gatewayconfig", "apply", str(path), verbosity=0, stdout=io.StringIO(), stderr=quiet)
     assert quiet.getvalue() == ""
     assert Route.objects.count() == 30
+
+
+def test_batched_updates_of_list_and_matcher_fields_land() -> None:
+    declarative.apply(config(8))
+    text = config(8).replace("    hosts: [t2.example.com]\n", "    hosts: [t2.example.com, t2.example.org]\n")
+    text = text.replace("        value: '2'\n", "        value: '3'\n").replace(
+        "methods: [GET]", "methods: [get, post]"
+    )
+
+    result = declarative.apply(text)
+
+    assert {c.name for c in result.changes} == {"r0001", "r0002", "r0003", "r0005", "r0007"}
+    routes = {r.name: r for r in Route.objects.all()}
+    assert routes["r0002"].hosts == ["t2.example.com", "t2.example.org"]
+    assert routes["r0003"].headers == [{"name": "X-Version", "match": "exact", "value": "3"}]
+    assert routes["r0005"].methods == ["GET", "POST"]  # as the model's clean() stores them
+    assert declarative.apply(text).changes == []
