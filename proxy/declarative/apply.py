@@ -325,11 +325,11 @@ class _Applier:
                 for message in messages:
                     self.error(where, message)
             return None
+        if current is not None and kind.spec(current, copied=False) == kind.spec(obj, copied=False):
+            return current
         before = kind.spec(current) if current is not None else None
         after = kind.spec(obj)
         label = self.label(kind, values, parent)
-        if before == after:
-            return current
         changed = tuple(k for k in kind.fields if before is not None and before[k] != after[k])
         batch = self.batches.get(kind.name)
         if batch is not None:

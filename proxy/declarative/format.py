@@ -53,6 +53,25 @@ def schema() -> dict[str, Any]:
     return build_schema()
 
 
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    """The schema's validator, with its ``$ref``s to ``$defs`` written out in place: resolving a
+    reference for each of 10,000 routes was a third of the check's time."""
+    defs = schema().get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if len(node) == 1 and isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+                return inline(defs[ref[8:]])
+            return {k: v if k == "$defs" else inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return jsonschema.Draft202012Validator(inline(schema()))
+
+
 Path_ = tuple[str | int, ...]
 
 
@@ -157,7 +176,7 @@ def check(text: str) -> tuple[Any, Lines, list[tuple[Path_, ConfigError]]]:
     if data is None:
         data = {}
     errors: list[tuple[Path_, ConfigError]] = []
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _validator()
     for error in validator.iter_errors(data):
         path: Path_ = tuple(error.absolute_path)
         message = error.message

@@ -43,8 +43,10 @@ class Kind:
             ]
         return value
 
-    def spec(self, obj: models.Model) -> dict[str, Any]:
-        """The object as the file describes it (related objects by slug or name)."""
+    def spec(self, obj: models.Model, *, copied: bool = True) -> dict[str, Any]:
+        """The object as the file describes it (related objects by slug or name). JSON values
+        are copies, so a diff keeps the old value; ``copied=False`` shares them, for a comparison
+        that is thrown away (most objects of a re-apply have not changed)."""
         out: dict[str, Any] = {}
         for name in self.fields:
             if name in self.refs:
@@ -52,7 +54,7 @@ class Kind:
                 out[name] = getattr(related, self.refs[name][1]) if related is not None else None
             else:
                 value = getattr(obj, name)
-                if isinstance(value, list | dict):  # JSON: a copy, so the diff keeps the old value
+                if copied and isinstance(value, list | dict):
                     value = copy.deepcopy(value)
                 out[name] = self.normalise(name, value)
         return out
