@@ -24,6 +24,10 @@ NODE_TIMEOUT_MS = 2000
 LIMIT = 20  # per hour, for the exactness check after the failover
 
 
+def drill_plan(drill: Any) -> Any:
+    return drill.partner.subscriptions.get().plan
+
+
 def shard_primary_port(partner_id: int) -> int:
     """The port of the primary that holds the partner's counters (its hash tag's slot)."""
     names = configbus.keys()
@@ -51,9 +55,21 @@ def test_a_killed_primary_is_replaced_and_limits_are_exact_again(
     drill = make_drill(cluster)
     assert cluster.redis_cluster is not None
     victim_port = shard_primary_port(drill.partner.pk)
+    # A partner whose counters live on another primary: never refused, whatever the policy.
+    for n in range(64):
+        bystander = factories.partner(slug=f"bystander-{n}")
+        if shard_primary_port(bystander.pk) != victim_port:
+            break
+    factories.subscription(partner=bystander, product=drill.route.product, plan=drill_plan(drill))
+    bystander_headers = {"Authorization": f"Bearer {factories.api_key(partner=bystander, name='by')[1]}"}
+    for gateway in cluster.gateways:
+        ready_through(gateway.url + "/status/200", bystander_headers)
 
-    load = Load(cluster.url, drill.headers, lambda n: ("GET", f"/status/200?n={n}"), max_requests=20_000, seconds=120)
-    load.start()
+    def status_200(n: int) -> tuple[str, str]:
+        return "GET", f"/status/200?n={n}"
+
+    load = Load(cluster.url, drill.headers, status_200, max_requests=20_000, seconds=120).start()
+    other = Load(cluster.url, bystander_headers, status_200, max_requests=20_000, seconds=120, workers=2).start()
     load.wait_count(200)
     killed_at = time.time()
     failover = cluster.redis_cluster.kill_primary(victim_port)
@@ -61,6 +77,8 @@ def test_a_killed_primary_is_replaced_and_limits_are_exact_again(
     time.sleep(max(0.0, settle - time.time()))
     load.wait_count(len(load.outcomes) + 300)
     outcomes = load.finish()
+    bystanders = other.finish()
+    assert bystanders and all(o.ok for o in bystanders), summary(bystanders)
 
     refused = [o for o in outcomes if not o.ok]
     before = [o for o in outcomes if o.ended < killed_at]
@@ -91,7 +109,7 @@ def test_a_killed_primary_is_replaced_and_limits_are_exact_again(
     report(
         f"Redis primary :{failover.killed_port} killed (policy {policy}, cluster-node-timeout {NODE_TIMEOUT_MS} ms) "
         f"under load: {summary(outcomes)}; replica :{failover.promoted_port} primary and cluster_state:ok after "
-        f"{failover.seconds:.2f} s; at the client {at_client}; "
+        f"{failover.seconds:.2f} s; at the client {at_client}; a partner on another shard: {summary(bystanders)}; "
         f"per-hour limit {LIMIT} exact after it ({statuses.count(200)} admitted, {statuses.count(429)} refused); "
         f"usage rows {usage['requests']} requests for {ok} answered"
     )
