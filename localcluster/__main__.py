@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis",
         choices=("cluster", "single"),
-        default="single",
+        default="cluster",
         help="a 3-primary Redis Cluster with a replica each, or one Redis (default %(default)s)",
     )
     parser.add_argument("--port", type=int, default=8080, help="nginx's port (default %(default)s)")

@@ -78,6 +78,9 @@ class RedisNode:
         if self.node_timeout_ms is not None:
             command += ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)]
             command += ["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(self.node_timeout_ms)]
+            # As docs/operations.md advises for production: while one shard fails over, the
+            # others keep answering (the default "yes" makes every node refuse until it is over).
+            command += ["--cluster-require-full-coverage", "no"]
         return command
 
     def start(self) -> RedisNode:

@@ -53,18 +53,22 @@ def redis_cluster() -> Iterator[RedisCluster]:
 
 
 @pytest.fixture(params=["single", "cluster"])
-def redis_backend(request: pytest.FixtureRequest) -> Iterator[RedisBackend]:
+def redis_backend(request: pytest.FixtureRequest) -> RedisBackend:
     """Runs a test twice: on the shared single Redis and on the session's Redis Cluster. The
     control plane of the test process (usage flush, portal, config bus) follows it; the channel
     layer stays on the single Redis (channels-redis speaks no Cluster, CHANNEL_REDIS_URL)."""
-    if request.param == "single":
-        yield RedisBackend("single", os.environ["REDIS_URL"], {})
-        return
+    return redis_backend_for(request, request.param)
+
+
+def redis_backend_for(request: pytest.FixtureRequest, name: str) -> RedisBackend:
+    """The backend ``name`` ("single" or "cluster") for this test (see ``redis_backend``); for
+    fixtures that run only chosen tests on both (``indirect`` parametrisation)."""
+    if name == "single":
+        return RedisBackend("single", os.environ["REDIS_URL"], {})
     cluster: RedisCluster = request.getfixturevalue("redis_cluster")
     url = cluster_url(cluster.seeds)
-    settings = request.getfixturevalue("settings")
-    settings.REDIS_URL = url
-    yield RedisBackend("cluster", url, {"REDIS_URL": url, "CHANNEL_REDIS_URL": os.environ["REDIS_URL"]})
+    request.getfixturevalue("settings").REDIS_URL = url
+    return RedisBackend("cluster", url, {"REDIS_URL": url, "CHANNEL_REDIS_URL": os.environ["REDIS_URL"]})
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ from django.db import connection
 from django.db.models import Sum
 
 from localcluster.cluster import LocalCluster
-from proxy.models import ApiKey, Partner, Route, UsageHourly
+from proxy import configbus
+from proxy.models import ApiKey, Partner, Route, UsageFlush, UsageHourly
 from tests import factories
 from tests.conftest import subprocess_database_url
 
@@ -107,6 +108,26 @@ class Drill:
             requests=Sum("requests"), status_2xx=Sum("status_2xx"), status_5xx=Sum("status_5xx")
         )
         return {name: int(value or 0) for name, value in sums.items()}
+
+    def in_redis(self) -> dict[str, int]:
+        """Requests of the key counted in Redis and not in the database yet: in the live usage
+        hashes, and in claimed batches whose flush did not finish (replayed by any instance once
+        they are ``orphan_after`` old); batches already applied (a UsageFlush row) are left out."""
+        client = configbus.redis_client()
+        marker = f"|{self.partner.pk}|{self.key.pk}|"
+        found = {"live": 0, "unapplied_batches": 0}
+        for raw in client.scan_iter(match=configbus.keys().prefix + "*usage*", count=1000):
+            name = raw.decode() if isinstance(raw, bytes) else raw
+            if client.type(name) not in (b"hash", "hash"):
+                continue
+            batch = name.rsplit("usage:batch:", 1)[1] if "usage:batch:" in name else None
+            if batch is not None and UsageFlush.objects.filter(batch=batch).exists():
+                continue
+            for field, value in client.hgetall(name).items():
+                text = field.decode() if isinstance(field, bytes) else field
+                if marker in text and text.endswith("|req"):
+                    found["live" if batch is None else "unapplied_batches"] += int(value)
+        return found
 
     def wait_usage(self, requests: int, timeout: float = 30.0) -> dict[str, int]:
         """Wait until the database holds at least ``requests`` counted requests of the key (the

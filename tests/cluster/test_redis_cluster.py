@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 
 import pytest
 
@@ -17,7 +18,7 @@ pytestmark = [
 ]
 
 
-def test_it_builds_a_cluster_whose_replica_takes_over_a_killed_primary() -> None:
+def test_it_builds_a_cluster_whose_replica_takes_over_a_killed_primary(report: Callable[[str], None]) -> None:
     with RedisCluster(primaries=3, replicas=1, node_timeout_ms=1000).start() as cluster:
         assert len(cluster.nodes) == 6
         assert len(cluster.primaries()) == 3
@@ -36,7 +37,9 @@ def test_it_builds_a_cluster_whose_replica_takes_over_a_killed_primary() -> None
             assert failover.killed_port == victim.port
             assert cluster.node(failover.promoted_port).role() == "master"
             assert 0 < failover.seconds < 30
-            print(f"\nRedis Cluster failover after SIGKILL: {failover.seconds:.2f} s (cluster-node-timeout 1000 ms)")
+            report(
+                f"Redis Cluster alone: failover after SIGKILL {failover.seconds:.2f} s (cluster-node-timeout 1000 ms)"
+            )
             fresh = cluster.client()
             assert fresh.get(own_key) is not None
             fresh.close()
