@@ -104,6 +104,11 @@ def record_many(changes: Sequence[tuple[models.Model, str, dict[str, Any] | None
     the same entries, one per changed object, written in one INSERT per batch. ``before`` and
     ``after`` are ``state()`` of the object before and after the change."""
     actor = context.current()
+    # Who made them is the same for every entry: asked once, not once per object.
+    user = actor.resolved_user() if actor else None
+    label = actor.resolved_label() if actor else ""
+    source = actor.source if actor else "system"
+    remote_addr = actor.remote_addr() if actor else None
     entries: list[tuple[tuple[int, str], AuditLog]] = []
     for instance, action, before, after in changes:
         model = type(instance)
@@ -116,9 +121,9 @@ def record_many(changes: Sequence[tuple[models.Model, str, dict[str, Any] | None
             record(instance, action, before, after)  # extends the entry made earlier in this context
             continue
         entry = AuditLog(
-            actor=actor.resolved_user() if actor else None,
-            actor_label=actor.resolved_label() if actor else "",
-            source=actor.source if actor else "system",
+            actor=user,
+            actor_label=label,
+            source=source,
             action=action,
             content_type=content_type,
             object_id=str(instance.pk),
@@ -126,7 +131,7 @@ def record_many(changes: Sequence[tuple[models.Model, str, dict[str, Any] | None
             before=_redact(before),
             after=_redact(after),
             changed_fields=changed,
-            remote_addr=actor.remote_addr() if actor else None,
+            remote_addr=remote_addr,
         )
         entries.append((key, entry))
     AuditLog.objects.bulk_create([entry for _, entry in entries], batch_size=BATCH)
