@@ -103,7 +103,8 @@ def test_batched_writes_keep_one_audit_entry_per_changed_object() -> None:
     route = Route.objects.get(name="r0001")
     entry = created.get(object_id=str(route.pk))
     assert (entry.source, entry.object_repr, entry.before) == ("config", "r0001", None)
-    assert entry.after["path"] == route.path and entry.after["methods"] == ["GET"]
+    after = entry.after or {}
+    assert after["path"] == route.path and after["methods"] == ["GET"]
 
     result = declarative.apply(config(40, changed=3))
 
@@ -118,7 +119,8 @@ def test_batched_writes_keep_one_audit_entry_per_changed_object() -> None:
         ("r0001", ["limit_per_minute"]),
         ("r0002", ["limit_per_minute"]),
     ]
-    assert (updated[0].before["limit_per_minute"], updated[0].after["limit_per_minute"]) == (None, 60)
+    before, after = updated[0].before or {}, updated[0].after or {}
+    assert (before["limit_per_minute"], after["limit_per_minute"]) == (None, 60)
     assert Route.objects.get(name="r0002").limit_per_minute == 60
 
 
