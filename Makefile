@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint bench install devenv migrate demo clean system-deps
+.PHONY: run test lint bench install devenv migrate demo clean system-deps cluster test-cluster
 
 UV := $(VENV)/bin/uv
 
@@ -56,6 +56,17 @@ system-deps:
 
 test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The platform as a local cluster until Ctrl-C: gateways in production mode behind nginx, Redis,
+# the machine's PostgreSQL (database apigw_cluster), the demo upstream (docs/operations.md).
+# E.g. make cluster CLUSTER_ARGS="--instances 5 --redis cluster"
+cluster: install
+	$(PY) -m localcluster $(CLUSTER_ARGS)
+
+# The failure drills on a local cluster under load (tests/cluster, marker `cluster`, ~3 min); kept
+# out of `make test` for its time budget. CI runs both (.ci/run). They need PostgreSQL.
+test-cluster: install system-deps
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -26,6 +26,7 @@ from redis.retry import Retry
 
 from apigw import runtime
 from proxy import configbus
+from proxy.gateway.redis_urls import SyncClient, sync_client
 
 # "service" tells our own server from whatever else answers on the port (runplatform).
 LIVE = {"status": "ok", "service": "apigw"}
@@ -37,9 +38,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @lru_cache(maxsize=2)
-def _probe_client(url: str) -> redis.Redis:
+def _probe_client(url: str) -> SyncClient:
     # Short timeouts and no retries: a probe must answer well within a load balancer's timeout.
-    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    # (A cluster client is built inside the check: building it already asks for the slot map.)
+    return sync_client(url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
 
 
 def redis_check() -> tuple[dict[str, Any], int | None]:

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
-import redis.connection
 from django.core.exceptions import ImproperlyConfigured
 
 from apigw import multiproc
 from apigw.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from proxy.gateway import redis_urls
 from proxy.gateway.apikeys import pepper_from_secret
 from proxy.gateway.config import GatewayConfig
 
@@ -101,24 +101,46 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+    raise ImproperlyConfigured(
+        "REDIS_URL must start with redis://, rediss://, unix:// or, for a Redis Cluster, "
+        f"redis+cluster:// or rediss+cluster://, got {REDIS_URL!r}"
+    )
 try:  # every client reads the URL with redis-py's parser (the limiter's own connection too)
-    redis.connection.parse_url(REDIS_URL)
+    REDIS_CLUSTER = redis_urls.parse(REDIS_URL).cluster
 except ValueError as exc:
     raise ImproperlyConfigured(f"REDIS_URL is not a valid Redis URL: {exc}") from exc
 # Every Redis key the platform writes starts with this (see proxy/gateway/vocabulary.py).
 REDIS_PREFIX = env_str("REDIS_PREFIX", "apigw:")
+if REDIS_CLUSTER and ("{" in REDIS_PREFIX or "}" in REDIS_PREFIX):
+    raise ImproperlyConfigured(f"REDIS_PREFIX must not contain braces on a Redis Cluster, got {REDIS_PREFIX!r}")
 
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        # A list: django-redis splits a string at commas (its replicas), and a cluster URL has them.
+        "LOCATION": [REDIS_URL],
         "KEY_PREFIX": REDIS_PREFIX + "cache",
-        "OPTIONS": {"IGNORE_EXCEPTIONS": True},
+        "OPTIONS": {"IGNORE_EXCEPTIONS": True}
+        | ({"CONNECTION_FACTORY": "apigw.rediscache.ClusterConnectionFactory"} if REDIS_CLUSTER else {}),
     }
 }
 DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+
+# The channel layer (WebSocket revocation groups) needs a plain Redis: channels-redis speaks no
+# Cluster (its group sends and receives touch keys of many channels in one call). It carries only
+# short-lived messages, so a small Redis of its own is enough; on a single Redis it is that one.
+CHANNEL_REDIS_URL = env_str("CHANNEL_REDIS_URL", "" if REDIS_CLUSTER else REDIS_URL)
+if not CHANNEL_REDIS_URL:
+    raise ImproperlyConfigured(
+        "CHANNEL_REDIS_URL is required when REDIS_URL is a Redis Cluster: the channel layer "
+        "(channels-redis) needs a plain Redis (docs/operations.md, Redis Cluster)"
+    )
+try:
+    if redis_urls.parse(CHANNEL_REDIS_URL).cluster:
+        raise ValueError("channels-redis speaks no Redis Cluster; give it a plain Redis")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"CHANNEL_REDIS_URL is not a plain Redis URL: {exc}") from exc
 
 CHANNEL_LAYERS = {
     "default": {
@@ -129,7 +151,7 @@ CHANNEL_LAYERS = {
             # timeout by default, so each wait raced it: an idle gateway logged "Timeout reading"
             # every 6 s and its revocation listener lost a second each time. The read timeout
             # outlasts the wait; a dead Redis is still noticed within it.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 10.0, "socket_connect_timeout": 2.0}],
+            "hosts": [{"address": CHANNEL_REDIS_URL, "socket_timeout": 10.0, "socket_connect_timeout": 2.0}],
             "prefix": REDIS_PREFIX + "channels:",
         },
     }

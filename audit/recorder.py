@@ -5,7 +5,8 @@ Audited: the models the gateway serves from (``in_snapshot = True``, the same se
 config version, proxy/signals.py) and any model that sets ``audited = True`` (admin API
 tokens). The signals fire inside the change's transaction, so the entry commits or rolls back
 with it. ``QuerySet.update()`` and ``bulk_create`` send no signals and are not recorded: code
-that changes audited rows that way records the change itself (``record()``).
+that changes audited rows that way records the change itself (``record()``, ``record_many()``
+as the config apply does).
 
 Secrets are never stored: fields named in ``REDACTED`` keep only the fact that they changed.
 """
@@ -13,6 +14,7 @@ Secrets are never stored: fields named in ``REDACTED`` keep only the fact that t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -26,13 +28,14 @@ from audit.models import AuditLog
 
 REDACTED = frozenset({"hashed", "password", "secret", "token", "client_secret"})
 REDACTED_VALUE = "[redacted]"
+BATCH = 500  # rows per INSERT: well under SQLite's and PostgreSQL's limits on parameters
 
 
 def is_audited(model: Any) -> bool:
     return bool(getattr(model, "in_snapshot", False) or getattr(model, "audited", False))
 
 
-def _state(instance: models.Model) -> dict[str, Any]:
+def state(instance: models.Model) -> dict[str, Any]:
     """The instance's field values as plain JSON data (foreign keys as ids, m2m as sorted ids)."""
     data: dict[str, Any] = {}
     for field in instance._meta.concrete_fields:
@@ -96,12 +99,52 @@ def record(instance: models.Model, action: str, before: dict[str, Any] | None, a
         actor.written[object_key] = entry
 
 
+def record_many(changes: Sequence[tuple[models.Model, str, dict[str, Any] | None, dict[str, Any] | None]]) -> None:
+    """``record()`` for many changes made without signals (``bulk_create``/``bulk_update``):
+    the same entries, one per changed object, written in one INSERT per batch. ``before`` and
+    ``after`` are ``state()`` of the object before and after the change."""
+    actor = context.current()
+    # Who made them is the same for every entry: asked once, not once per object.
+    user = actor.resolved_user() if actor else None
+    label = actor.resolved_label() if actor else ""
+    source = actor.source if actor else "system"
+    remote_addr = actor.remote_addr() if actor else None
+    entries: list[tuple[tuple[int, str], AuditLog]] = []
+    for instance, action, before, after in changes:
+        model = type(instance)
+        changed = _changed(model, before, after)
+        if action == "update" and before is not None and not changed:
+            continue
+        content_type = ContentType.objects.get_for_model(model)
+        key = (content_type.pk, str(instance.pk))
+        if actor is not None and action == "update" and key in actor.written:
+            record(instance, action, before, after)  # extends the entry made earlier in this context
+            continue
+        entry = AuditLog(
+            actor=user,
+            actor_label=label,
+            source=source,
+            action=action,
+            content_type=content_type,
+            object_id=str(instance.pk),
+            object_repr=str(instance)[:200],
+            before=_redact(before),
+            after=_redact(after),
+            changed_fields=changed,
+            remote_addr=remote_addr,
+        )
+        entries.append((key, entry))
+    AuditLog.objects.bulk_create([entry for _, entry in entries], batch_size=BATCH)
+    if actor is not None:
+        actor.written.update((key, entry) for key, entry in entries if entry.action != "delete")
+
+
 @receiver(pre_save)
 def _remember_before(sender: Any, instance: models.Model, raw: bool = False, **kwargs: Any) -> None:
     if raw or not is_audited(sender) or instance._state.adding or instance.pk is None:
         return
     current = sender._base_manager.filter(pk=instance.pk).first()
-    instance._audit_before = _state(current) if current is not None else None  # type: ignore[attr-defined]
+    instance._audit_before = state(current) if current is not None else None  # type: ignore[attr-defined]
 
 
 @receiver(post_save)
@@ -109,9 +152,9 @@ def _record_save(sender: Any, instance: models.Model, created: bool, raw: bool =
     if raw or not is_audited(sender):
         return
     if created:
-        record(instance, "create", None, _state(instance))
+        record(instance, "create", None, state(instance))
     else:
-        record(instance, "update", getattr(instance, "_audit_before", None), _state(instance))
+        record(instance, "update", getattr(instance, "_audit_before", None), state(instance))
     instance._audit_before = None  # type: ignore[attr-defined]
 
 
@@ -129,7 +172,7 @@ def _record_relation(sender: Any, instance: models.Model, action: str, reverse: 
     if reverse or not is_audited(type(instance)):
         return
     if action.startswith("pre_"):
-        instance._audit_m2m_before = _state(instance)  # type: ignore[attr-defined]
+        instance._audit_m2m_before = state(instance)  # type: ignore[attr-defined]
     elif action.startswith("post_"):
         before = getattr(instance, "_audit_m2m_before", None)
-        record(instance, "update", before, _state(instance))
+        record(instance, "update", before, state(instance))

@@ -38,4 +38,11 @@ if [ "${BENCH_WS_SOCKETS:-10000}" != "0" ]; then
     echo "== WebSockets =="
     "$PY" -m bench.websockets || status=$?
 fi
+# Redis capacity (issue 16): the limiter script driven directly at Redis, one Redis and a 3-primary
+# cluster of its own (docs/operations.md "Redis, measured"); BENCH_CAPACITY=0 skips it.
+if [ "${BENCH_CAPACITY:-1}" != "0" ]; then
+    echo
+    echo "== Redis capacity =="
+    "$PY" -m bench.capacity --cluster || status=$?
+fi
 exit $status

@@ -1,15 +1,20 @@
 """Snapshot reload at scale: what a rebuild costs, and how long it stalls the event loop.
 
 Builds a throwaway SQLite database with N partners (each active, subscribed, one key) plus M
-pending sign-ups, then measures, one after the other:
+pending sign-ups and R routes (the route benchmark's mix, bench/routes.py, over 10 upstreams),
+then measures, one after the other:
 
 - ``build_snapshot()`` (the ORM reads, in the gateway's worker thread),
 - ``Snapshot.compile`` and ``json.dumps`` of the result,
 - the longest event-loop stall during ``ConfigStore.refresh`` (a 1 ms ticker runs beside it),
   with compile and serialisation on the loop (how it was) and in the worker thread (how it is),
-  and, for scale, the longest stall of the same ticker over an idle second.
+  and, for scale, the longest stall of the same ticker over an idle second;
+- the memory the compiled snapshot holds (tracemalloc: what stays allocated after compiling,
+  and the peak while compiling), and the route match cost on the compiled table (p50/p99 µs
+  over the route benchmark's requests).
 
-    python -m bench.snapshot_reload [--partners 100000] [--signups 100000] [--json]
+    python -m bench.snapshot_reload [--partners 100000] [--signups 100000] [--routes 0] [--json]
+    python -m bench.snapshot_reload --partners 1000 --signups 0 --routes 10000   # routes at scale
 
 Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/15); keys under a prefix of its own.
 """
@@ -43,12 +48,19 @@ def _setup(db_path: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def _populate(partners: int, signups: int) -> None:
+def _populate(partners: int, signups: int, routes: int = 0) -> None:
     from django.db import transaction
 
-    from proxy.models import ApiKey, ApiProduct, Partner, Plan, Subscription
+    from bench.routes import route_specs
+    from proxy.models import ApiKey, ApiProduct, Partner, Plan, Route, Subscription, Upstream
 
     with transaction.atomic():
+        upstreams = Upstream.objects.bulk_create([Upstream(name=f"u{i}") for i in range(10)])
+        routes_rows: list[Route] = []
+        for spec in route_specs(routes):
+            fields = {k: v for k, v in spec.items() if k not in ("id", "upstream")}
+            routes_rows.append(Route(upstream=upstreams[spec["id"] % 10], **fields))
+        Route.objects.bulk_create(routes_rows, batch_size=2000)
         product = ApiProduct.objects.create(name="Appliances", slug="appliances")
         plan = Plan.objects.create(name="Gold", slug="gold", per_minute=600, quota_day=100_000)
         rows = [Partner(name=f"p{i}", slug=f"p{i}", status="active") for i in range(partners)]
@@ -86,6 +98,39 @@ async def max_stall(work: Any) -> tuple[float, float]:
     return took, stall
 
 
+def _memory_and_match(data: Any) -> dict[str, Any]:
+    """What the compiled snapshot keeps in memory, and what a match costs on its route table."""
+    import gc
+    import statistics
+    import tracemalloc
+
+    from bench.routes import requests_for
+    from proxy.gateway.errors import GatewayError
+    from proxy.gateway.snapshot import Snapshot
+
+    gc.collect()
+    tracemalloc.start()
+    snapshot = Snapshot.compile(data, 3)
+    held, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    out: dict[str, Any] = {"snapshot_held_mib": held / 2**20, "compile_peak_mib": peak / 2**20}
+    routes = len(data["routes"])
+    if routes:
+        timings = []
+        match = snapshot.routes.match
+        for host, path, method, headers, query in requests_for(routes, 20_000):
+            started = time.perf_counter_ns()
+            try:
+                match(host=host, path=path, method=method, headers=headers, query_string=query)
+            except GatewayError:
+                pass
+            timings.append(time.perf_counter_ns() - started)
+        timings.sort()
+        out["match_p50_us"] = statistics.median(timings) / 1000
+        out["match_p99_us"] = timings[int(len(timings) * 0.99)] / 1000
+    return out
+
+
 async def _reload(partners: int, signups: int) -> dict[str, Any]:
     import redis.asyncio as aioredis
     from django.conf import settings
@@ -103,13 +148,18 @@ async def _reload(partners: int, signups: int) -> dict[str, Any]:
     # What the ticker sees with nothing to do: the machine's own scheduling noise.
     _, result["idle_loop_stall_ms"] = await max_stall(lambda: asyncio.sleep(1.0))
     try:
-        started = time.perf_counter()
+        # CPU time beside the wall clock: on a shared machine the wall clock mostly says how busy
+        # the other processes were.
+        started, cpu = time.perf_counter(), time.process_time()
         data = await asyncio.to_thread(build_snapshot)
         result["build_snapshot_ms"] = (time.perf_counter() - started) * 1000
+        result["build_snapshot_cpu_ms"] = (time.process_time() - cpu) * 1000
         result["partners_in_snapshot"] = len(data["partners"])
-        started = time.perf_counter()
+        result["routes_in_snapshot"] = len(data["routes"])
+        started, cpu = time.perf_counter(), time.process_time()
         Snapshot.compile(data, 1)
         result["compile_ms"] = (time.perf_counter() - started) * 1000
+        result["compile_cpu_ms"] = (time.process_time() - cpu) * 1000
         started = time.perf_counter()
         payload = json.dumps(data, separators=(",", ":"))
         result["json_dumps_ms"] = (time.perf_counter() - started) * 1000
@@ -126,6 +176,7 @@ async def _reload(partners: int, signups: int) -> dict[str, Any]:
             await store.refresh(force=True)
 
         result["after_reload_ms"], result["after_loop_stall_ms"] = await max_stall(now)
+        result.update(_memory_and_match(data))
     finally:
         await client.delete(keys.config_snapshot)
         await client.aclose()
@@ -136,12 +187,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--partners", type=int, default=100_000)
     parser.add_argument("--signups", type=int, default=100_000)
+    parser.add_argument("--routes", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="apigw-bench-") as tmp:
         _setup(Path(tmp) / "bench.sqlite3")
         started = time.perf_counter()
-        _populate(args.partners, args.signups)
+        _populate(args.partners, args.signups, args.routes)
         print(f"populated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         result = asyncio.run(_reload(args.partners, args.signups))
     if args.json:

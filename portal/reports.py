@@ -14,14 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
 from portal.forecast import Forecast, quota_runs_out, recent_rate
 from proxy import configbus
 from proxy.gateway.ratelimit import quota_window
-from proxy.gateway.vocabulary import RedisKeys, key_subject, partner_subject
+from proxy.gateway.vocabulary import key_subject, partner_subject
 from proxy.models import ApiKey, ApiProduct, Partner, Plan, Subscription, UsageHourly
 from proxy.usage_selectors import USAGE_COLUMNS, admitted_in
 
@@ -178,10 +177,15 @@ def _window_start(period: str, now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def quota_counter_key(subject: str, product: str, period: str, now: datetime) -> str:
-    """The limiter's counter (proxy/gateway/vocabulary.py: ``{p}q:<subject>:<product>:<period>:<window>``)."""
+def quota_counter_key(subject: str, product: str, period: str, now: datetime, *, partner_id: int | None = None) -> str:
+    """The limiter's counter (proxy/gateway/vocabulary.py: ``{p}<t>q:<subject>:<product>:<period>:<window>``);
+    on a Redis Cluster its hash tag is the partner's, so ``partner_id`` is needed there."""
     window_id, _ = quota_window(period, now.timestamp())
-    return RedisKeys(settings.REDIS_PREFIX).quota(subject, product, period, window_id)
+    names = configbus.keys()
+    if names.cluster and partner_id is None:
+        raise ValueError("quota_counter_key needs partner_id on a Redis Cluster")
+    tag = names.partner_tag(partner_id) if partner_id is not None else ""
+    return names.quota(tag, subject, product, period, window_id)
 
 
 def quota_lines(
@@ -218,7 +222,7 @@ def quota_lines(
                 wanted.append((sub, k, key_subject(k.pk)))
 
     counters = [
-        quota_counter_key(subject, sub.product.slug, period, now)
+        quota_counter_key(subject, sub.product.slug, period, now, partner_id=partner.pk)
         for sub, _k, subject in wanted
         for period in ("day", "month")
     ]

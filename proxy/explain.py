@@ -27,6 +27,7 @@ from proxy.gateway.errors import GatewayError
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.pipeline import Admission, Admitted, Simulation, choose_upstream
 from proxy.gateway.ratelimit import LimitPeek, LimitState
+from proxy.gateway.redis_urls import is_cluster
 from proxy.gateway.routing import FieldMatcher, Route, segment_prefixes
 from proxy.gateway.snapshot import Snapshot
 from proxy.gateway.spec import RouteSpec
@@ -329,7 +330,7 @@ def explain(
     }
     admission = Admission(
         authenticator=Authenticator(config.api_key_pepper),
-        keys=RedisKeys(config.redis_prefix),
+        keys=RedisKeys(config.redis_prefix, cluster=is_cluster(config.redis_url)),
         client_ips=ClientAddress(config.trusted_proxies),
         via=config.via,
         peek=LimitPeek(client),

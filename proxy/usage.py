@@ -1,16 +1,21 @@
 """Move usage counted in Redis into hourly database rows, exactly once.
 
-1. Claim: an atomic RENAME moves the live hash ``{p}usage`` to ``{p}usage:batch:<id>`` and
-   records the batch in ``{p}usage:batches``. Counting goes on in a fresh ``{p}usage``; two
-   instances can never claim the same counts.
-2. Apply: in one database transaction, insert ``UsageFlush(batch=id)`` (unique) and add the
-   batch's counts to ``UsageHourly``. A batch applied twice fails on the unique row and rolls
-   back, so nothing is counted twice.
-3. Forget: delete the batch hash and its entry.
+Usage is counted in one hash per hash tag (``{p}<t>usage``: one hash, tag "", on a single Redis;
+``CLUSTER_TAGS`` hashes with fixed names, spread over the primaries, on a cluster; see
+proxy/gateway/vocabulary.py). Each flush walks every tag, so every primary's usage is flushed:
+
+1. Claim: per tag an atomic script RENAMEs the live hash to ``{p}<t>usage:batch:<id>`` and
+   records the batch in ``{p}<t>usage:batches`` (same tag, same slot); it also returns that
+   tag's batches old enough to be orphans. Counting goes on in a fresh hash; two instances can
+   never claim the same counts.
+2. Apply: in one database transaction, insert a ``UsageFlush(batch=id)`` (unique) per claimed
+   batch and add their counts to ``UsageHourly``. A batch applied twice fails on the unique row
+   and rolls back, so nothing is counted twice.
+3. Forget: delete the batch hashes and their entries.
 
 A crash after 1 leaves the batch in Redis; any instance picks up batches older than
-``orphan_after`` seconds (under a short lock) and applies them, or just forgets them if step 2
-had committed. Nothing is lost and nothing is counted twice.
+``orphan_after`` seconds (under a short lock) and applies them one by one, or just forgets them
+if step 2 had committed. Nothing is lost and nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -22,65 +27,91 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from proxy import configbus
+from proxy.gateway.redis_urls import SyncClient
 from proxy.gateway.vocabulary import USAGE_METRICS, parse_usage_field
 from proxy.models import ApiKey, Partner, Route, UsageFlush, UsageHourly
 
 log = logging.getLogger("apigw.usage")
 
+# KEYS: live usage hash, batch hash, batch index (one tag). ARGV: now, batch id, orphan cut-off.
 _CLAIM = """
+local claimed = 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('RENAME', KEYS[1], KEYS[2])
   redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
-  return 1
+  claimed = 1
 end
-return 0
+return {claimed, redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])}
 """
 FLUSH_RECORDS_KEPT = timedelta(days=7)
 
 
 def flush_usage(*, orphan_after: float = 60.0) -> int:
-    """Flush what is counted now (and any orphaned batch). Returns the number of fields applied."""
+    """Flush what is counted now under every tag (and any orphaned batch). Returns the number of
+    fields applied."""
     client = configbus.redis_client()
     names = configbus.keys()
+    claim = client.register_script(_CLAIM)
     now = time.time()
-    batch_id = uuid.uuid4().hex
-    batches = []
-    if client.eval(_CLAIM, 3, names.usage, names.usage_batch(batch_id), names.usage_batches, now, batch_id):
-        batches.append(batch_id)
-    for raw in client.zrangebyscore(names.usage_batches, "-inf", now - orphan_after):
-        orphan = raw.decode() if isinstance(raw, bytes) else str(raw)
-        # The lock keeps two instances from replaying one orphan at the same moment; the unique
-        # UsageFlush row would refuse the second anyway.
-        if orphan != batch_id and client.set(names.usage_batch(orphan) + ":lock", "1", nx=True, ex=60):
-            batches.append(orphan)
-    applied = 0
-    for batch in batches:
-        applied += apply_batch(client, batch)
+    fresh: list[tuple[str, str]] = []  # (tag, batch id)
+    orphans: list[tuple[str, str]] = []
+    for tag in names.tags:
+        batch_id = uuid.uuid4().hex
+        keys = [names.usage_key(tag), names.usage_batch(batch_id, tag), names.usage_batch_index(tag)]
+        claimed, old = claim(keys=keys, args=[now, batch_id, now - orphan_after])
+        if claimed:
+            fresh.append((tag, batch_id))
+        for raw in old:
+            orphan = raw.decode() if isinstance(raw, bytes) else str(raw)
+            # The lock keeps two instances from replaying one orphan at the same moment; the
+            # unique UsageFlush row would refuse the second anyway.
+            if orphan != batch_id and client.set(names.usage_batch(orphan, tag) + ":lock", "1", nx=True, ex=60):
+                orphans.append((tag, orphan))
+    applied = apply_batches(client, fresh) if fresh else 0
+    for tag, orphan in orphans:
+        applied += apply_batches(client, [(tag, orphan)])
+    if fresh or orphans:
+        UsageFlush.objects.filter(applied_at__lt=timezone.now() - FLUSH_RECORDS_KEPT).delete()
     return applied
 
 
-def apply_batch(client: redis.Redis, batch_id: str) -> int:
+def apply_batch(client: SyncClient, batch_id: str, tag: str = "") -> int:
+    return apply_batches(client, [(tag, batch_id)])
+
+
+def apply_batches(client: SyncClient, batches: list[tuple[str, str]]) -> int:
+    """Apply claimed batches ((tag, id) pairs) in one transaction, then forget them in Redis."""
     names = configbus.keys()
-    key = names.usage_batch(batch_id)
-    data = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in client.hgetall(key).items()}
+    data: dict[str, int] = defaultdict(int)
+    fields = {}
+    for tag, batch_id in batches:
+        stored = client.hgetall(names.usage_batch(batch_id, tag))
+        fields[batch_id] = len(stored)
+        for raw, value in stored.items():
+            name = raw.decode() if isinstance(raw, bytes) else raw
+            # Counts add up; a last-used time is a time: the latest wins.
+            if isinstance(parse_usage_field(name), int):
+                data[name] = max(data[name], int(value))
+            else:
+                data[name] += int(value)
     applied = 0
     if data:
         try:
             with transaction.atomic():
-                UsageFlush.objects.create(batch=batch_id, fields=len(data))
+                UsageFlush.objects.bulk_create(UsageFlush(batch=b, fields=n) for b, n in fields.items() if n)
                 _apply(data)
-            applied = len(data)
+            applied = sum(fields.values())
         except IntegrityError:
-            log.info("usage batch %s was applied before; forgetting it", batch_id)
-    client.delete(key, key + ":lock")
-    client.zrem(names.usage_batches, batch_id)
-    UsageFlush.objects.filter(applied_at__lt=timezone.now() - FLUSH_RECORDS_KEPT).delete()
+            log.info("usage batch %s was applied before; forgetting it", ", ".join(fields))
+    for tag, batch_id in batches:
+        key = names.usage_batch(batch_id, tag)
+        client.delete(key, key + ":lock")  # one tag: one slot
+        client.zrem(names.usage_batch_index(tag), batch_id)
     return applied
 
 

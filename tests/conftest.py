@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.servers import RedisServer, ThreadServer, demo_process, free_port
+from localcluster.redis_cluster import RedisCluster
+from tests.servers import RedisBackend, RedisServer, ThreadServer, cluster_url, demo_process, free_port
 
 pytest_plugins = ["tests.browser"]
 
@@ -40,6 +41,34 @@ def own_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A local Redis Cluster (3 primaries, 1 replica each), started once per session."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server and redis-cli are needed for the Redis Cluster runs")
+    with RedisCluster(primaries=3, replicas=1).start() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis_backend(request: pytest.FixtureRequest) -> RedisBackend:
+    """Runs a test twice: on the shared single Redis and on the session's Redis Cluster. The
+    control plane of the test process (usage flush, portal, config bus) follows it; the channel
+    layer stays on the single Redis (channels-redis speaks no Cluster, CHANNEL_REDIS_URL)."""
+    return redis_backend_for(request, request.param)
+
+
+def redis_backend_for(request: pytest.FixtureRequest, name: str) -> RedisBackend:
+    """The backend ``name`` ("single" or "cluster") for this test (see ``redis_backend``); for
+    fixtures that run only chosen tests on both (``indirect`` parametrisation)."""
+    if name == "single":
+        return RedisBackend("single", os.environ["REDIS_URL"], {})
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    url = cluster_url(cluster.seeds)
+    request.getfixturevalue("settings").REDIS_URL = url
+    return RedisBackend("cluster", url, {"REDIS_URL": url, "CHANNEL_REDIS_URL": os.environ["REDIS_URL"]})
 
 
 @pytest.fixture(scope="session")

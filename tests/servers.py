@@ -17,12 +17,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 import uvicorn
+
+from proxy.gateway.redis_urls import sync_client
+from proxy.gateway.vocabulary import RedisKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -350,3 +354,29 @@ def pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+@dataclass(frozen=True)
+class RedisBackend:
+    """Where a test's gateways keep their shared state: the shared single Redis, or the session's
+    local Redis Cluster (tests/conftest.py ``redis_backend``). ``env`` goes to gateway processes."""
+
+    name: str
+    url: str
+    env: dict[str, str]
+
+    @property
+    def cluster(self) -> bool:
+        return self.name == "cluster"
+
+    def client(self) -> Any:
+        """A synchronous client (redis-py ``RedisCluster`` on the cluster) for checks."""
+        return sync_client(self.url, socket_connect_timeout=1.0, socket_timeout=2.0)
+
+    def keys(self) -> RedisKeys:
+        return RedisKeys(os.environ["REDIS_PREFIX"], cluster=self.cluster)
+
+
+def cluster_url(seeds: list[tuple[str, int]]) -> str:
+    """REDIS_URL of a cluster: every node a seed."""
+    return "redis+cluster://" + ",".join(f"{host}:{port}" for host, port in seeds) + "/"

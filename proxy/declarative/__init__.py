@@ -19,7 +19,7 @@ and each one is recorded in the audit log with source "config".
 
 from __future__ import annotations
 
-from proxy.declarative.apply import Change, Result, apply, diff
+from proxy.declarative.apply import Change, Progress, Result, apply, diff, quiet
 from proxy.declarative.format import ConfigError, ConfigInvalid, parse, schema
 from proxy.declarative.kinds import export_data, export_yaml
 
@@ -27,11 +27,13 @@ __all__ = [
     "Change",
     "ConfigError",
     "ConfigInvalid",
+    "Progress",
     "Result",
     "apply",
     "diff",
     "export_data",
     "export_yaml",
     "parse",
+    "quiet",
     "schema",
 ]

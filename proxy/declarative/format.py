@@ -18,6 +18,7 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config.schema.json"
 FORMAT_VERSION = 1
 MAX_BYTES = 5 * 1024 * 1024
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 HEADER = "# apigw gateway configuration (docs/config.md). Apply with: manage.py gatewayconfig apply FILE\n"
 
 
@@ -50,6 +51,25 @@ def schema() -> dict[str, Any]:
     from proxy.declarative.schemagen import build_schema
 
     return build_schema()
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    """The schema's validator, with its ``$ref``s to ``$defs`` written out in place: resolving a
+    reference for each of 10,000 routes was a third of the check's time."""
+    defs = schema().get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if len(node) == 1 and isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+                return inline(defs[ref[8:]])
+            return {k: v if k == "$defs" else inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return jsonschema.Draft202012Validator(inline(schema()))
 
 
 Path_ = tuple[str | int, ...]
@@ -134,10 +154,18 @@ def check(text: str) -> tuple[Any, Lines, list[tuple[Path_, ConfigError]]]:
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise ConfigInvalid([ConfigError(None, "", f"the file is larger than {MAX_BYTES // 1024 // 1024} MiB")])
     try:
-        lines = Lines(yaml.compose(text, Loader=yaml.SafeLoader))
-        if lines.errors:
-            raise ConfigInvalid(lines.errors)
-        data = yaml.safe_load(text)
+        # Parsed once, with libyaml where PyYAML has it (10,000 routes: ≈1.5 s instead of ≈17 s
+        # for the pure-Python parser run twice): the node tree gives the line numbers, and the
+        # same tree is constructed into data.
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            lines = Lines(root)
+            if lines.errors:
+                raise ConfigInvalid(lines.errors)
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ConfigInvalid(
@@ -148,7 +176,7 @@ def check(text: str) -> tuple[Any, Lines, list[tuple[Path_, ConfigError]]]:
     if data is None:
         data = {}
     errors: list[tuple[Path_, ConfigError]] = []
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _validator()
     for error in validator.iter_errors(data):
         path: Path_ = tuple(error.absolute_path)
         message = error.message

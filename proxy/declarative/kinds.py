@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from django.db import models
@@ -28,9 +29,7 @@ class Kind:
     nested: str = ""  # the nested kind's section under this one
 
     def default(self, name: str) -> Any:
-        field = self.model._meta.get_field(name)
-        assert isinstance(field, models.Field)
-        return field.get_default()
+        return copy.copy(_default(self.model, name))  # a fresh list or dict for each object
 
     def normalise(self, name: str, value: Any) -> Any:
         """One form per meaning: a matcher without ``match``/``value`` is stored, and compared,
@@ -44,20 +43,25 @@ class Kind:
             ]
         return value
 
-    def spec(self, obj: models.Model) -> dict[str, Any]:
-        """The object as the file describes it (related objects by slug or name)."""
+    def spec(self, obj: models.Model, *, copied: bool = True) -> dict[str, Any]:
+        """The object as the file describes it (related objects by slug or name). JSON values
+        are copies, so a diff keeps the old value; ``copied=False`` shares them, for a comparison
+        that is thrown away (most objects of a re-apply have not changed)."""
         out: dict[str, Any] = {}
         for name in self.fields:
             if name in self.refs:
                 related = getattr(obj, name)
                 out[name] = getattr(related, self.refs[name][1]) if related is not None else None
             else:
-                out[name] = self.normalise(name, copy.deepcopy(getattr(obj, name)))
+                value = getattr(obj, name)
+                if copied and isinstance(value, list | dict):
+                    value = copy.deepcopy(value)
+                out[name] = self.normalise(name, value)
         return out
 
     def compact(self, spec: dict[str, Any]) -> dict[str, Any]:
         """What an export shows: defaults left out."""
-        out = {k: v for k, v in spec.items() if k in self.required or v != self.default(k)}
+        out = {k: v for k, v in spec.items() if k in self.required or v != _default(self.model, k)}
         for name in MATCHER_FIELDS & out.keys():
             out[name] = [
                 {k: v for k, v in m.items() if (k, v) not in (("match", "exact"), ("value", ""))} for m in out[name]
@@ -66,6 +70,15 @@ class Kind:
 
 
 MATCHER_FIELDS = frozenset({"headers", "query"})
+
+
+@cache
+def _default(model: type[models.Model], name: str) -> Any:
+    """The field's default; asked once per field, not once per object of a file (10,000 routes
+    × 60 fields)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field.get_default()
 
 
 # What a file never holds: row identity, timestamps (and, by the models' design, no secrets:

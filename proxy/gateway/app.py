@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from proxy.gateway import accesslog
 from proxy.gateway.auth import Authenticator
 from proxy.gateway.cache import Cache
@@ -27,7 +25,8 @@ from proxy.gateway.errors import GatewayError
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.pipeline import Admission
 from proxy.gateway.ratelimit import Limiter
-from proxy.gateway.redis_protocol import ScriptConnection
+from proxy.gateway.redis_cluster import script_connection
+from proxy.gateway.redis_urls import async_client, is_cluster
 from proxy.gateway.snapshot import ConfigStore, SnapshotLoader
 from proxy.gateway.tasks import cancel_all
 from proxy.gateway.types import Receive, Scope, Send
@@ -53,8 +52,8 @@ class Gateway:
         self.config = config
         self.maintenance = maintenance
         self._maintenance_tasks: list[asyncio.Task[None]] = []
-        self.keys = RedisKeys(config.redis_prefix)
-        self.redis = aioredis.Redis.from_url(
+        self.keys = RedisKeys(config.redis_prefix, cluster=is_cluster(config.redis_url))
+        self.redis = async_client(
             config.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0, health_check_interval=30
         )
         self.store = ConfigStore(config, loader, self.redis, self.keys)
@@ -66,7 +65,7 @@ class Gateway:
         self.authenticator = Authenticator(config.api_key_pepper)
         # The limiter has its own client: short timeouts, so a hung Redis costs a request at most
         # that long before the failure policy applies (and then nothing, for the back-off period).
-        self.limiter_conn = ScriptConnection(config.redis_url, timeout=0.5)
+        self.limiter_conn = script_connection(config.redis_url, timeout=0.5)
         self.limiter = Limiter(self.limiter_conn, self.keys, config.limiter_policy)
         self.sockets = SocketRelay(
             self.redis,
@@ -83,7 +82,7 @@ class Gateway:
         self.store.on_swap.append(lambda snapshot: self.health.bind(snapshot.upstreams))
         # The cache's own client, with the limiter's short timeouts: a hung Redis costs a lookup
         # at most that long, then the cache is bypassed for a second.
-        self.cache_redis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        self.cache_redis = async_client(config.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
         self.cache = Cache(self.cache_redis, self.keys)
         self.admission = Admission(
             authenticator=self.authenticator,

@@ -40,10 +40,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
+from proxy.gateway.redis_urls import AsyncClient, AsyncRedisCluster
 from proxy.gateway.spec import CacheSpec
 from proxy.gateway.vocabulary import RedisKeys
 
@@ -205,7 +205,7 @@ class CacheSlot:
 
 
 class Cache:
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: AsyncClient, keys: RedisKeys) -> None:
         self.redis = redis
         self.keys = keys
         self._gets: list[tuple[str, asyncio.Future[bytes | None]]] = []
@@ -271,7 +271,12 @@ class Cache:
             while self._gets:
                 batch, self._gets = self._gets, []
                 try:
-                    values = await self.redis.mget([key for key, _ in batch])
+                    # Entries of several routes live on several shards of a cluster.
+                    keys = [key for key, _ in batch]
+                    if isinstance(self.redis, AsyncRedisCluster):
+                        values = await self.redis.mget_nonatomic(keys)
+                    else:
+                        values = await self.redis.mget(keys)
                 except (RedisError, OSError) as exc:
                     self._failed(exc)
                     values = [None] * len(batch)

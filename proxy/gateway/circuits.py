@@ -23,13 +23,14 @@ import time
 from collections.abc import Mapping
 
 import aiohttp
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway import metrics
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.breaker import CLOSED, OPEN, Circuit
 from proxy.gateway.probes import Prober
+from proxy.gateway.redis_urls import AsyncClient
+from proxy.gateway.redis_urls import pubsub as open_pubsub
 from proxy.gateway.tasks import cancel_all
 from proxy.gateway.vocabulary import RedisKeys
 
@@ -63,7 +64,7 @@ return 1
 
 
 class CircuitRegistry:
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, redis: AsyncClient, keys: RedisKeys, *, poll_seconds: float = 1.0) -> None:
         self.redis = redis
         self.keys = keys
         self.poll_seconds = poll_seconds
@@ -177,8 +178,9 @@ class CircuitRegistry:
 
     async def _listen(self) -> None:
         while True:
-            pubsub = self.redis.pubsub()
+            pubsub = None
             try:
+                pubsub = await open_pubsub(self.redis)
                 await pubsub.subscribe(self.keys.circuits_channel)
                 await self.poll()  # what changed while we were not listening
                 async for message in pubsub.listen():
@@ -188,8 +190,9 @@ class CircuitRegistry:
                 self._warn("circuit channel lost (%s); retrying, the poll covers the gap", exc)
                 await asyncio.sleep(1.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
 
     async def poll(self) -> None:
         stored = await self.redis.hgetall(self.keys.circuits)

@@ -13,11 +13,11 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway.auth import Identity
 from proxy.gateway.errors import TooManyRequests
+from proxy.gateway.redis_urls import AsyncClient
 from proxy.gateway.socketpolicy import SocketPolicy
 from proxy.gateway.vocabulary import RedisKeys, key_subject, partner_subject
 
@@ -42,7 +42,7 @@ return 0
 
 
 class Leases:
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: AsyncClient, keys: RedisKeys) -> None:
         self.redis = redis
         self.keys = keys
         self._lease = redis.register_script(_LEASE)
@@ -54,12 +54,13 @@ class Leases:
         kinds: list[str] = []
         if identity is None:
             return keys, caps, kinds
+        tag = self.keys.partner_tag(identity.partner.id)  # one slot for the script on a cluster
         if identity.key is not None and policy.max_per_key:
-            keys.append(self.keys.socket_lease(key_subject(identity.key.id)))
+            keys.append(self.keys.socket_lease(tag, key_subject(identity.key.id)))
             caps.append(policy.max_per_key)
             kinds.append("key")
         if policy.max_per_partner:
-            keys.append(self.keys.socket_lease(partner_subject(identity.partner.id)))
+            keys.append(self.keys.socket_lease(tag, partner_subject(identity.partner.id)))
             caps.append(policy.max_per_partner)
             kinds.append("partner")
         return keys, caps, kinds

@@ -349,13 +349,18 @@ def identity_headers(identity: Identity) -> list[tuple[str, str]]:
 
 
 def limits_for(keys: RedisKeys, identity: Identity | None, route: Route, client_ip: str, now: float) -> Check:
-    """The limits and usage counter of one request (ratelimit.lua takes them in one call)."""
+    """The limits and usage counter of one request (ratelimit.lua takes them in one call). All its
+    keys share one hash tag (vocabulary.RedisKeys): the partner's, or the client IP's when anonymous."""
     policy = route.policy
     route_id = route.id if route.id is not None else route.name
     if identity is None:
         caller = ip_caller(client_ip)
-        return Check([keys.route_rate(route_id, caller, r.period) for r in policy.rules], list(policy.rules), "", "")
+        tag = keys.ip_tag(client_ip)
+        return Check(
+            [keys.route_rate(tag, route_id, caller, r.period) for r in policy.rules], list(policy.rules), "", "", tag
+        )
     key, partner, plan = identity.key, identity.partner, identity.plan
+    tag = keys.partner_tag(partner.id)
     caller = plan_subject("key", partner_id=partner.id, key_id=key.id if key is not None else None)
     subject = plan_subject(plan.scope, partner_id=partner.id, key_id=key.id if key else None) if plan else caller
     product = identity.product or "-"
@@ -363,15 +368,15 @@ def limits_for(keys: RedisKeys, identity: Identity | None, route: Route, client_
     rules = []
     for rule in plan.rules if plan is not None else ():
         if rule.kind == "r":
-            limit_keys.append(keys.rate(subject, product, rule.period))
+            limit_keys.append(keys.rate(tag, subject, product, rule.period))
         else:
-            limit_keys.append(keys.quota(subject, product, rule.period, quota_window(rule.period, now)[0]))
+            limit_keys.append(keys.quota(tag, subject, product, rule.period, quota_window(rule.period, now)[0]))
         rules.append(rule)
     for rule in policy.rules:
-        limit_keys.append(keys.route_rate(route_id, caller, rule.period))
+        limit_keys.append(keys.route_rate(tag, route_id, caller, rule.period))
         rules.append(rule)
     usage = usage_prefix(int(now // 3600), partner.id, key.id if key else None, route.id, identity.product)
-    return Check(limit_keys, rules, usage, last_used_field(key.id) if key is not None else "")
+    return Check(limit_keys, rules, usage, last_used_field(key.id) if key is not None else "", tag)
 
 
 def dry_run_refusal(states: Sequence[LimitState]) -> GatewayError | None:

@@ -11,7 +11,8 @@ consume no limit and no quota. When Redis cannot be reached the configured polic
 ``local`` admits by an in-process limiter (limits then hold per instance, not cluster-wide)
 and keeps usage counts in memory until Redis is back; ``deny`` answers 503 limiter_unavailable.
 
-Usage fields (hash ``{p}usage``): ``<hour>|<partner>|<key>|<route>|<product>|<metric>`` with
+Usage fields (hash ``{p}<tag>usage``, one per hash tag on a cluster: vocabulary.RedisKeys):
+``<hour>|<partner>|<key>|<route>|<product>|<metric>`` with
 metric ``req`` (admitted or refused, counted in the limiter call), ``429``, ``2xx`` … ``5xx``
 and ``lat_ms`` (added when the response is done, carried by a later call), and
 ``last|<key>`` = the key's last-used time. proxy/usage.py moves them into the database.
@@ -34,8 +35,7 @@ from redis.exceptions import RedisError
 
 from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import ServiceUnavailable, TooManyRequests
-from proxy.gateway.redis_protocol import ScriptConnection
-from proxy.gateway.redisbatch import ScriptBatcher
+from proxy.gateway.redisbatch import Deltas, ScriptBatcher, ScriptTransport
 from proxy.gateway.vocabulary import RedisKeys
 
 log = logging.getLogger("apigw.ratelimit")
@@ -101,12 +101,14 @@ class Decision:
 
 @dataclass(slots=True)
 class Check:
-    """What one request asks of the limiter: the Redis keys and rules, and its usage field."""
+    """What one request asks of the limiter: the Redis keys and rules, and its usage field.
+    ``tag``: the hash tag every key carries (and so the usage hash it counts in)."""
 
     keys: list[str]
     rules: list[Rule]
     usage_prefix: str
     last_used_field: str
+    tag: str = ""
 
 
 def rate_window(buckets: Mapping[int, int], rule: Rule, now_ms: int) -> tuple[int, int]:
@@ -214,49 +216,57 @@ class LimitPeek:
 
 
 class Limiter:
-    def __init__(self, conn: ScriptConnection, keys: RedisKeys, policy: str = "local") -> None:
+    def __init__(self, conn: ScriptTransport, keys: RedisKeys, policy: str = "local") -> None:
         if policy not in POLICIES:
             raise ValueError(f"limiter policy must be one of {POLICIES}, got {policy!r}")
         self.conn = conn
         self.keys = keys
         self.policy = policy
-        self.usage_key = keys.usage
-        self.pending: dict[str, int] = {}
+        # tag → usage field → delta not yet in Redis (each tag's go to its own usage hash)
+        self.pending: dict[str, dict[str, int]] = {}
         self.local = LocalLimiter()
         self.batcher = ScriptBatcher(conn, SCRIPT, self._take_deltas, self._return_deltas)
+        # On a cluster a dead primary fails only its own calls (and the connection backs off from
+        # it alone): the others' limits stay exact, so the limiter never backs off from all.
+        self._backs_off = not getattr(conn, "fails_alone", False)
         self._down_until = 0.0
         self.degraded = False  # True while Redis is unreachable
         self._task: asyncio.Task[None] | None = None
 
     # -- usage deltas ---------------------------------------------------------------------------
-    def _take_deltas(self, limit: int) -> list[tuple[str, int]]:
-        if not self.pending:
+    def _take_deltas(self, tag: str, limit: int) -> Deltas:
+        pending = self.pending.get(tag)
+        if not pending:
             return []
-        if len(self.pending) <= limit:
-            taken = list(self.pending.items())
-            self.pending = {}
-            return taken
+        if len(pending) <= limit:
+            del self.pending[tag]
+            return list(pending.items())
         taken = []
-        for field in list(self.pending)[:limit]:
-            taken.append((field, self.pending.pop(field)))
+        for field in list(pending)[:limit]:
+            taken.append((field, pending.pop(field)))
         return taken
 
-    def _return_deltas(self, deltas: list[tuple[str, int]]) -> None:
+    def _return_deltas(self, tag: str, deltas: Deltas) -> None:
+        pending = self.pending.setdefault(tag, {})
         for field, value in deltas:
-            self.pending[field] = self.pending.get(field, 0) + value
+            pending[field] = pending.get(field, 0) + value
 
-    def _add(self, field: str, value: int = 1) -> None:
-        self.pending[field] = self.pending.get(field, 0) + value
+    def _add(self, tag: str, field: str, value: int = 1) -> None:
+        pending = self.pending.get(tag)
+        if pending is None:
+            pending = self.pending[tag] = {}
+        pending[field] = pending.get(field, 0) + value
 
     def record_response(self, ctx: RequestContext) -> None:
         """After the response: its status class and latency, sent with a later limiter call."""
         prefix = ctx.usage_prefix
-        if not prefix or ctx.limit_outcome in ("rate_limited", "quota_exceeded"):
+        if not prefix or ctx.limit_outcome in ("rate_limited", "quota_exceeded") or ctx.identity is None:
             return
+        tag = self.keys.partner_tag(ctx.identity.partner.id) if self.keys.cluster else ""
         status = ctx.status
         if 200 <= status < 600:
-            self._add(f"{prefix}|{status // 100}xx")
-        self._add(f"{prefix}|lat_ms", int((time.perf_counter() - ctx.started) * 1000))
+            self._add(tag, f"{prefix}|{status // 100}xx")
+        self._add(tag, f"{prefix}|lat_ms", int((time.perf_counter() - ctx.started) * 1000))
 
     # -- the check ------------------------------------------------------------------------------
     def _args(self, check: Check, now: float) -> list[Any]:
@@ -280,13 +290,15 @@ class Limiter:
         decision: Decision | None = None
         if time.monotonic() >= self._down_until:
             try:
-                reply = await self.batcher.call([*check.keys, self.usage_key], self._args(check, now))
+                keys = [*check.keys, self.keys.usage_key(check.tag)]
+                reply = await self.batcher.call(keys, self._args(check, now), check.tag)
                 decision = self._decision(reply, check.rules)
                 if self.degraded:
                     self.degraded = False
                     log.warning("limiter: Redis reachable again, cluster-wide limits restored")
             except (RedisError, OSError) as exc:
-                self._down_until = time.monotonic() + _DOWN_BACKOFF
+                if self._backs_off:
+                    self._down_until = time.monotonic() + _DOWN_BACKOFF
                 if not self.degraded:
                     self.degraded = True
                     log.error("limiter: Redis unreachable (%s); policy %s", type(exc).__name__, self.policy)
@@ -321,9 +333,9 @@ class Limiter:
         decision = self.local.check(check.keys, check.rules, now)
         # Counted here, sent to Redis by the first call that succeeds: nothing is lost.
         if check.usage_prefix:
-            self._add(f"{check.usage_prefix}|req")
+            self._add(check.tag, f"{check.usage_prefix}|req")
             if not decision.allowed:
-                self._add(f"{check.usage_prefix}|429")
+                self._add(check.tag, f"{check.usage_prefix}|429")
         return decision
 
     # -- background flush of deltas when traffic is idle ---------------------------------------
@@ -338,15 +350,16 @@ class Limiter:
         await self.flush()
 
     async def flush(self) -> bool:
-        """Send pending usage deltas now (used when idle and at shutdown)."""
+        """Send pending usage deltas now (used when idle and at shutdown): one call per tag."""
         if not self.pending:
             return True
         now = time.time()
-        try:
-            await self.batcher.call([self.usage_key], [int(now * 1000), 0, "", "", int(now)])
-        except (RedisError, OSError):
-            return False
-        return True
+        calls = [
+            self.batcher.call([self.keys.usage_key(tag)], [int(now * 1000), 0, "", "", int(now)], tag)
+            for tag in list(self.pending)
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        return not any(isinstance(result, BaseException) for result in results)
 
     async def _flush_idle(self) -> None:
         while True:

@@ -47,8 +47,10 @@ class ScriptConnection:
     URL says.
     """
 
-    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
+    def __init__(self, url: str, *, timeout: float = 0.5, node: tuple[str, int] | None = None) -> None:
         options: dict[str, Any] = dict(parse_url(url))
+        if node is not None:  # one node of a cluster, with the URL's credentials and TLS options
+            options["host"], options["port"] = node
         connection_class = options.pop("connection_class", Connection)
         template = connection_class(**options)  # redis-py's defaults and validation
         self.path: str | None = getattr(template, "path", None)
@@ -61,6 +63,12 @@ class ScriptConnection:
         self.timeout = timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+
+    async def load_script(self, source: str) -> None:
+        """SCRIPT LOAD (after NOSCRIPT: the server restarted or flushed its scripts)."""
+        (loaded,) = await self.execute([("SCRIPT", "LOAD", source)])
+        if isinstance(loaded, Exception):
+            raise loaded
 
     def setup_commands(self) -> list[list[Any]]:
         """AUTH (as redis-py sends it: a username alone authenticates with an empty password)

@@ -15,32 +15,43 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from proxy.gateway import metrics
-from proxy.gateway.redis_protocol import ScriptConnection
 
 # Bounded so one call's argument list stays small when a backlog of deltas built up.
 MAX_DELTAS_PER_CALL = 256
 
 
+class ScriptTransport(Protocol):
+    async def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]: ...
+    async def load_script(self, source: str) -> None: ...
+    def close(self) -> None: ...
+
+
+Deltas = list[tuple[str, int]]
+_Call = tuple[list[str], list[Any], "asyncio.Future[Any]", str]
+
+
 class ScriptBatcher:
     def __init__(
         self,
-        conn: ScriptConnection,
+        conn: ScriptTransport,
         source: str,
-        take_deltas: Callable[[int], list[tuple[str, int]]],
-        return_deltas: Callable[[list[tuple[str, int]]], None],
+        take_deltas: Callable[[str, int], Deltas],
+        return_deltas: Callable[[str, Deltas], None],
     ) -> None:
         self.conn = conn
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._take_deltas = take_deltas
         self._return_deltas = return_deltas
-        self._queue: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._queue: list[_Call] = []
         self._running = False
         self.batches = 0
         self.calls = 0
@@ -49,11 +60,12 @@ class ScriptBatcher:
     def idle(self) -> bool:
         return not self._running and not self._queue
 
-    def call(self, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        """Queue one EVALSHA; the future resolves to its reply (or raises RedisError/OSError)."""
+    def call(self, keys: list[str], args: list[Any], tag: str = "") -> asyncio.Future[Any]:
+        """Queue one EVALSHA whose keys all carry ``tag``; the future resolves to its reply (or
+        raises RedisError/OSError)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((keys, args, future))
+        self._queue.append((keys, args, future, tag))
         if not self._running:
             self._running = True
             loop.create_task(self._drain())
@@ -67,15 +79,21 @@ class ScriptBatcher:
         finally:
             self._running = False
 
-    async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        deltas = self._take_deltas(MAX_DELTAS_PER_CALL)
-        if deltas:
-            keys, args, future = batch[0]
-            args = [*args]
-            for field, value in deltas:
-                args.append(field)
-                args.append(value)
-            batch[0] = (keys, args, future)
+    async def _send(self, batch: list[_Call]) -> None:
+        carried: list[tuple[int, str, Deltas]] = []  # (call index, tag, deltas it carries)
+        tags: set[str] = set()
+        for i, (keys, args, future, tag) in enumerate(batch):
+            if tag in tags:
+                continue
+            tags.add(tag)
+            deltas = self._take_deltas(tag, MAX_DELTAS_PER_CALL)
+            if deltas:
+                args = [*args]
+                for field, value in deltas:
+                    args.append(field)
+                    args.append(value)
+                batch[i] = (keys, args, future, tag)
+                carried.append((i, tag, deltas))
         started = time.perf_counter()
         try:
             replies = await self._execute(batch)
@@ -84,15 +102,21 @@ class ScriptBatcher:
             metrics.count_redis_error("limiter")
             # The batch may or may not have run; give the deltas back (a timeout after Redis ran
             # them can count them twice, which is rarer and smaller than losing them).
-            if deltas:
-                self._return_deltas(deltas)
-            for _, _, future in batch:
+            for _, tag, deltas in carried:
+                self._return_deltas(tag, deltas)
+            for _, _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
+        for i, tag, deltas in carried:
+            # That call did not run (a cluster shard down, CLUSTERDOWN, ...): the same rule.
+            if isinstance(replies[i], Exception):
+                self._return_deltas(tag, deltas)
+        if any(isinstance(reply, RedisConnectionError | RedisTimeoutError) for reply in replies):
+            metrics.count_redis_error("limiter")
         self.batches += 1
         self.calls += len(batch)
-        for (_, _, future), reply in zip(batch, replies, strict=True):
+        for (_, _, future, _), reply in zip(batch, replies, strict=True):
             if future.done():
                 continue
             if isinstance(reply, Exception):
@@ -100,16 +124,14 @@ class ScriptBatcher:
             else:
                 future.set_result(reply)
 
-    async def _execute(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> list[Any]:
-        commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args, _ in batch]
+    async def _execute(self, batch: list[_Call]) -> list[Any]:
+        commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args, _, _ in batch]
         replies = await self.conn.execute(commands)
         retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if retry:
-            # Redis restarted or flushed its script cache: load once, run those calls again. A
-            # NOSCRIPT call did not run, so nothing is counted twice.
-            (loaded,) = await self.conn.execute([("SCRIPT", "LOAD", self.source)])
-            if isinstance(loaded, Exception):
-                raise loaded
+            # Redis restarted or flushed its script cache (or a replica was promoted): load, run
+            # those calls again. A NOSCRIPT call did not run, so nothing is counted twice.
+            await self.conn.load_script(self.source)
             for i, reply in zip(retry, await self.conn.execute([commands[i] for i in retry]), strict=True):
                 replies[i] = reply
         return list(replies)

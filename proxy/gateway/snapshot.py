@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.gateway import metrics
@@ -31,6 +30,8 @@ from proxy.gateway.balancer import Upstream
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.iprules import IpRules
 from proxy.gateway.policy import TrafficPolicy
+from proxy.gateway.redis_urls import AsyncClient
+from proxy.gateway.redis_urls import pubsub as open_pubsub
 from proxy.gateway.routing import Route, RouteConfigError, RouteTable
 from proxy.gateway.spec import SnapshotData
 from proxy.gateway.tasks import cancel_all
@@ -120,7 +121,7 @@ def dumps_in_slices(data: Mapping[str, Any], size: int = 1000) -> str:
 
 
 class ConfigStore:
-    def __init__(self, config: GatewayConfig, loader: SnapshotLoader, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, config: GatewayConfig, loader: SnapshotLoader, redis: AsyncClient, keys: RedisKeys) -> None:
         self.config = config
         self.loader = loader
         self.redis = redis
@@ -266,8 +267,9 @@ class ConfigStore:
 
     async def _listen(self) -> None:
         while True:
-            pubsub = self.redis.pubsub()
+            pubsub = None
             try:
+                pubsub = await open_pubsub(self.redis)
                 await pubsub.subscribe(self.keys.config_channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -276,5 +278,6 @@ class ConfigStore:
                 log.warning("config channel lost (%s); retrying, the poll covers the gap", exc)
                 await asyncio.sleep(1.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()

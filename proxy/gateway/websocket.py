@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 
 from proxy.gateway import metrics
 from proxy.gateway.attempts import CONNECTION_FAILURES, Retry, each_target, may_retry
@@ -35,6 +34,7 @@ from proxy.gateway.context import RequestContext
 from proxy.gateway.errors import BadGateway, GatewayError, GatewayTimeout
 from proxy.gateway.leases import Leases
 from proxy.gateway.pipeline import Admitted
+from proxy.gateway.redis_urls import AsyncClient
 from proxy.gateway.revocation import CLOSE_REVOKED, Revocations
 from proxy.gateway.socketpolicy import SocketPolicy, TokenBucket
 from proxy.gateway.tasks import cancel_all
@@ -74,7 +74,7 @@ class SocketRelay:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AsyncClient,
         keys: RedisKeys,
         *,
         idle_timeout: float,

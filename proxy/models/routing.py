@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -473,6 +474,12 @@ class Route(models.Model):
         }
 
     def clean(self) -> None:
+        self.clean_definition()
+        self._refuse_conflicts()
+
+    def clean_definition(self) -> None:
+        """Everything ``clean()`` checks but the conflicts with other routes: the route on its
+        own (a config apply judges conflicts once every route of its file is in place)."""
         for field in ("hosts", "methods", "protocols"):
             _list_of_strings(getattr(self, field), field)
         for field in ("headers", "query"):
@@ -489,7 +496,6 @@ class Route(models.Model):
         except RouteConfigError as exc:
             raise ValidationError({exc.field: str(exc).split(": ", 1)[-1]}) from None
         self._clean_traffic()
-        self._refuse_conflicts()
 
     def _clean_traffic(self) -> None:
         """Each part of the traffic policy through its data-plane compiler, errors on its field."""
@@ -511,7 +517,8 @@ class Route(models.Model):
         for rule in self.upstream_rules:
             compiled = _compiles("upstream_rules", lambda rule=rule: UpstreamRule.from_spec(rule))
             names.add(compiled.upstream)
-        missing = names - set(Upstream.objects.filter(name__in=names).values_list("name", flat=True))
+        known = set(Upstream.objects.filter(name__in=names).values_list("name", flat=True)) if names else set()
+        missing = names - known
         if missing:
             raise ValidationError({"upstream_rules": f"Unknown upstreams: {', '.join(sorted(missing))}."})
 
@@ -523,18 +530,37 @@ class Route(models.Model):
         same = Route.objects.filter(
             enabled=True, path_type=self.path_type, path=self.path, priority=self.priority
         ).exclude(pk=self.pk)
-        for other in same:
+        other = self.conflicting(same)
+        if other is not None:
+            raise self.conflict_error(other)
+
+    def conflicting(self, others: Iterable[Route]) -> Route | None:
+        """The first of ``others`` (enabled routes, in the table's order) that matches exactly
+        the requests this route matches at its priority."""
+        if not self.enabled:
+            return None
+        for other in others:
             if (
-                sorted(other.hosts) == sorted(self.hosts)
+                other.pk != self.pk
+                and other.enabled
+                and other.path_type == self.path_type
+                and other.path == self.path
+                and other.priority == self.priority
+                and sorted(other.hosts) == sorted(self.hosts)
                 and _overlap(other.methods, self.methods)
                 and _overlap(other.protocols or ["http"], self.protocols or ["http"])
                 and other.headers == self.headers
                 and other.query == self.query
             ):
-                raise ValidationError(
-                    f"Route {other.name!r} already matches the same hosts, path, methods and matchers "
-                    "at this priority. Change the priority or make the matchers differ."
-                )
+                return other
+        return None
+
+    @staticmethod
+    def conflict_error(other: Route) -> ValidationError:
+        return ValidationError(
+            f"Route {other.name!r} already matches the same hosts, path, methods and matchers "
+            "at this priority. Change the priority or make the matchers differ."
+        )
 
 
 def _compiles(field: str, compile_: Any) -> Any:

@@ -30,6 +30,17 @@ def check(**env: str) -> subprocess.CompletedProcess[str]:
         ("GATEWAY_CONNECT_TIMEOUT", "-1", "GATEWAY_CONNECT_TIMEOUT must be >= 0.001"),
         ("DEBUG", "maybe", "DEBUG must be a boolean"),
         ("REDIS_URL", "http://x", "REDIS_URL must start with redis://"),
+        (
+            "REDIS_URL",
+            "redis+cluster://127.0.0.1",
+            "REDIS_URL is not a valid Redis URL: a cluster seed must be host:port",
+        ),
+        (
+            "REDIS_URL",
+            "redis+cluster://127.0.0.1:7000/2",
+            "REDIS_URL is not a valid Redis URL: a Redis Cluster has only",
+        ),
+        ("CHANNEL_REDIS_URL", "redis+cluster://127.0.0.1:7000", "CHANNEL_REDIS_URL is not a plain Redis URL"),
         ("DATABASE_URL", "nosuch://x", "DATABASE_URL"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of json, console"),
     ],
@@ -38,6 +49,18 @@ def test_a_bad_value_stops_start_up_naming_the_variable(name: str, value: str, e
     result = check(**{"DEBUG": "true", name: value})
     assert result.returncode != 0
     assert expected in result.stderr
+
+
+def test_a_cluster_needs_a_plain_redis_for_the_channel_layer() -> None:
+    result = check(DEBUG="true", REDIS_URL="redis+cluster://127.0.0.1:7000,127.0.0.1:7001/", CHANNEL_REDIS_URL="")
+    assert result.returncode != 0
+    assert "CHANNEL_REDIS_URL is required when REDIS_URL is a Redis Cluster" in result.stderr
+    fine = check(
+        DEBUG="true",
+        REDIS_URL="redis+cluster://127.0.0.1:7000,127.0.0.1:7001/",
+        CHANNEL_REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert fine.returncode == 0, fine.stderr
 
 
 def test_secret_key_is_required_without_debug() -> None:

@@ -134,7 +134,9 @@ def test_the_batcher_reloads_the_script_after_a_redis_restart() -> None:
     async def scenario() -> list[Any]:
         client = aioredis.Redis.from_url(server.url)
         returned: list[tuple[str, int]] = []
-        batcher = ScriptBatcher(ScriptConnection(server.url), SCRIPT, lambda n: [], returned.extend)
+        batcher = ScriptBatcher(
+            ScriptConnection(server.url), SCRIPT, lambda tag, n: [], lambda tag, d: returned.extend(d)
+        )
         args = [0, 0, "", "", 0]
         first = await asyncio.gather(*(batcher.call(["u"], args) for _ in range(5)))
         await client.script_flush()  # what a restart or SCRIPT FLUSH does

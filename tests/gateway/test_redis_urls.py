@@ -249,7 +249,7 @@ def test_the_limiter_script_runs_over_tls(own_redis: Callable[..., OwnRedis], tl
 
     async def scenario() -> list[Any]:
         conn = ScriptConnection(url)
-        batcher = ScriptBatcher(conn, SCRIPT, lambda n: [], lambda deltas: None)
+        batcher = ScriptBatcher(conn, SCRIPT, lambda tag, n: [], lambda tag, deltas: None)
         replies = await asyncio.gather(*(batcher.call(["u"], [0, 0, "", "", 0]) for _ in range(3)))
         conn.close()
         return replies

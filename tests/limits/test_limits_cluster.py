@@ -1,7 +1,8 @@
 """Exact limits across gateway processes sharing one Redis, revocation, and usage accounting.
 
 alice's key is on a 100/minute plan; bob's partner on a 100/day quota. Three gateway
-processes serve them at once.
+processes serve them at once. Every test runs twice: on a single Redis and on a Redis Cluster
+(``redis_backend``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from proxy.models import ApiProduct, UsageHourly
 from proxy.usage import flush_usage
 from tests import factories
 from tests.conftest import subprocess_database_url
-from tests.servers import Process, free_port, gateway_process, wait_until
+from tests.servers import Process, RedisBackend, free_port, gateway_process, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -35,14 +36,14 @@ def product(demo_upstream: str) -> ApiProduct:
 
 
 @pytest.fixture
-def gateways() -> Iterator[Any]:
+def gateways(redis_backend: RedisBackend) -> Iterator[Any]:
     started: list[Process] = []
 
     def start(count: int = 1, **env: str) -> list[str]:
         urls = []
         for _ in range(count):
             port = free_port()
-            proc = gateway_process(port, env={"DATABASE_URL": subprocess_database_url(), **env})
+            proc = gateway_process(port, env={"DATABASE_URL": subprocess_database_url(), **redis_backend.env, **env})
             started.append(proc.start())
             urls.append(f"http://127.0.0.1:{port}")
         return urls
@@ -51,6 +52,12 @@ def gateways() -> Iterator[Any]:
     yield start
     for proc in started:
         proc.stop()
+
+
+def bob_partner(secret: str) -> int:
+    key = services.api_key_find(secret)
+    assert key is not None
+    return int(key.partner_id)
 
 
 async def burst(urls: list[str], key: str, total: int, path: str = "/api/v1/appliances") -> Counter[int]:
@@ -72,7 +79,7 @@ def test_a_rate_limit_holds_exactly_across_three_gateways(product: ApiProduct, g
 
 
 def test_a_daily_quota_holds_exactly_and_refusals_do_not_consume_it(
-    product: ApiProduct, gateways: Any, redis_client: Any
+    product: ApiProduct, gateways: Any, redis_backend: RedisBackend
 ) -> None:
     plan = factories.plan(slug="daily", quota_day=100, scope="partner")
     bob = factories.subscribed_key(product=product, plan=plan, partner="bob")
@@ -84,7 +91,9 @@ def test_a_daily_quota_holds_exactly_and_refusals_do_not_consume_it(
     assert refused.json()["error"]["code"] == "quota_exceeded"
     assert int(refused.headers["retry-after"]) > 0
     # 100 admitted, 201 refused: the counter shows only what was admitted.
-    counters = [k for k in redis_client.scan_iter(match=os.environ["REDIS_PREFIX"] + "q:p*:appliances:day:*")]
+    redis_client = redis_backend.client()
+    pattern = os.environ["REDIS_PREFIX"] + ("{s*}" if redis_backend.cluster else "") + "q:p*:appliances:day:*"
+    counters = [k for k in redis_client.scan_iter(match=pattern) if b"q:p%d:" % bob_partner(bob) in k]
     assert len(counters) == 1
     assert int(redis_client.get(counters[0])) == 100
 

@@ -1,4 +1,5 @@
-"""Configuration reaches running gateway processes, and survives the database going away."""
+"""Configuration reaches running gateway processes, and survives the database going away; on a
+single Redis and on a Redis Cluster (config version, pub/sub and the last good snapshot)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db import connection
 from proxy.models import Route
 from tests import factories
 from tests.conftest import subprocess_database_url
-from tests.servers import Process, TcpRelay, free_port, gateway_process, wait_until
+from tests.servers import Process, RedisBackend, TcpRelay, free_port, gateway_process, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -24,12 +25,13 @@ def demo_route(demo_upstream: str) -> Route:
 
 
 @pytest.fixture
-def start_gateway() -> Iterator[Any]:
+def start_gateway(redis_backend: RedisBackend) -> Iterator[Any]:
     started: list[Process] = []
 
     def start(database_url: str | None = None) -> str:
         port = free_port()
-        proc = gateway_process(port, env={"DATABASE_URL": database_url or subprocess_database_url()})
+        env = {"DATABASE_URL": database_url or subprocess_database_url(), **redis_backend.env}
+        proc = gateway_process(port, env=env)
         started.append(proc.start())
         return f"http://127.0.0.1:{port}"
 

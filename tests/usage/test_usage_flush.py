@@ -1,4 +1,5 @@
-"""Usage moves from Redis into hourly rows exactly once: crashes and concurrent flushers."""
+"""Usage moves from Redis into hourly rows exactly once: crashes and concurrent flushers. Each
+test runs on a single Redis and on a Redis Cluster (usage sharded by hash tag there)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.db.models import Sum
 from proxy import configbus, usage
 from proxy.models import Partner, Route, UsageFlush, UsageHourly
 from tests import factories
+from tests.servers import RedisBackend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +22,7 @@ HOUR = 493_000  # hours since the epoch: 2026-03-29 16:00 UTC
 
 
 @pytest.fixture
-def ids() -> dict[str, Any]:
+def ids(redis_backend: RedisBackend) -> dict[str, Any]:
     product = factories.product(slug="p")
     route = factories.route(upstream=factories.upstream(name="u"), name="r", path="/r", product=product)
     partner = factories.partner(slug="hana")
@@ -28,9 +30,20 @@ def ids() -> dict[str, Any]:
     return {"partner": partner.pk, "key": key.pk, "route": route.pk}
 
 
+def usage_key(ids: dict[str, Any]) -> str:
+    """The usage hash the limiter counts this partner in (one per hash tag on a cluster)."""
+    names = configbus.keys()
+    return names.usage_key(names.partner_tag(ids["partner"]))
+
+
+def batch_index(ids: dict[str, Any]) -> str:
+    names = configbus.keys()
+    return names.usage_batch_index(names.partner_tag(ids["partner"]))
+
+
 def count(ids: dict[str, Any], n: int, metric: str = "req") -> None:
     field = f"{HOUR}|{ids['partner']}|{ids['key']}|{ids['route']}|p|{metric}"
-    configbus.redis_client().hincrby(configbus.keys().usage, field, n)
+    configbus.redis_client().hincrby(usage_key(ids), field, n)
 
 
 def total(column: str = "requests") -> int:
@@ -41,7 +54,7 @@ def test_counts_land_in_the_right_hourly_row(ids: dict[str, Any]) -> None:
     count(ids, 7)
     count(ids, 5, "2xx")
     count(ids, 2, "429")
-    configbus.redis_client().hset(configbus.keys().usage, f"last|{ids['key']}", 1_800_000_000)
+    configbus.redis_client().hset(usage_key(ids), f"last|{ids['key']}", 1_800_000_000)
     assert usage.flush_usage() == 4
     row = UsageHourly.objects.get()
     assert row.hour == datetime.fromtimestamp(HOUR * 3600, tz=UTC)
@@ -84,10 +97,10 @@ def test_a_batch_applied_before_a_crash_is_not_applied_again(
         usage.flush_usage()
     monkeypatch.undo()
     assert total() == 9
-    assert client.zcard(configbus.keys().usage_batches) == 1
+    assert client.zcard(batch_index(ids)) == 1
     usage.flush_usage(orphan_after=0)
     assert total() == 9  # replay refused by the UsageFlush row
-    assert client.zcard(configbus.keys().usage_batches) == 0
+    assert client.zcard(batch_index(ids)) == 0
 
 
 def test_concurrent_flushers_count_everything_once(ids: dict[str, Any]) -> None:
@@ -128,9 +141,21 @@ def test_monthly_quota_use_is_published_for_the_alert(ids: dict[str, Any]) -> No
     factories.subscription(partner=Partner.objects.get(pk=ids["partner"]), product=route.product, plan=plan)
     this_hour = int(datetime.now(tz=UTC).timestamp() // 3600)
     field = f"{this_hour}|{ids['partner']}|{ids['key']}|{ids['route']}|p"
-    configbus.redis_client().hincrby(configbus.keys().usage, field + "|req", 60)
-    configbus.redis_client().hincrby(configbus.keys().usage, field + "|429", 10)
+    configbus.redis_client().hincrby(usage_key(ids), field + "|req", 60)
+    configbus.redis_client().hincrby(usage_key(ids), field + "|429", 10)
     usage.flush_usage()
     usage.report_quota_usage()
     ratio = REGISTRY.get_sample_value("apigw_quota_used_ratio", {"partner": "hana", "plan": "monthly"})
     assert ratio == pytest.approx(50 / 200)
+
+
+def test_usage_under_every_hash_tag_is_flushed_at_once(ids: dict[str, Any]) -> None:
+    # One hash on a single Redis; on a cluster one per tag, spread over every primary.
+    shards = configbus.keys().usage_keys()
+    field = f"{HOUR}|{ids['partner']}|{ids['key']}|{ids['route']}|p|req"
+    for key in shards:
+        configbus.redis_client().hincrby(key, field, 2)
+    assert usage.flush_usage() == len(shards)
+    assert total() == 2 * len(shards)
+    assert UsageHourly.objects.count() == 1
+    assert usage.flush_usage() == 0

@@ -18,8 +18,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from proxy import services
 from tests import factories
-from tests.conftest import subprocess_database_url
-from tests.servers import Process, free_port, gateway_process
+from tests.conftest import redis_backend_for, subprocess_database_url
+from tests.servers import Process, RedisBackend, free_port, gateway_process
 from tests.upstreams import SilentServer, WebSocketUpstream
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]
@@ -51,10 +51,21 @@ def setup(ws_upstream: WebSocketUpstream) -> dict[str, Any]:
 
 
 @pytest.fixture
-def processes(setup: dict[str, Any]) -> Iterator[list[Process]]:
+def backend(request: pytest.FixtureRequest) -> RedisBackend:
+    """The single Redis, or the cluster for the tests parametrised with ``BOTH_BACKENDS``."""
+    return redis_backend_for(request, getattr(request, "param", "single"))
+
+
+# The cross-instance tests (leases and revocation) run on a single Redis and on a Redis Cluster.
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["single", "cluster"], indirect=True)
+
+
+@pytest.fixture
+def processes(setup: dict[str, Any], backend: RedisBackend) -> Iterator[list[Process]]:
     procs: list[Process] = []
+    env = {"DATABASE_URL": subprocess_database_url(), **backend.env}
     for _ in range(2):
-        procs.append(gateway_process(free_port(), env={"DATABASE_URL": subprocess_database_url()}).start())
+        procs.append(gateway_process(free_port(), env=env).start())
     yield procs
     for proc in procs:
         proc.stop()
@@ -153,6 +164,7 @@ def test_a_message_flood_closes_with_1008(gateways: list[str], setup: dict[str, 
     assert "rate" in reason
 
 
+@BOTH_BACKENDS
 def test_concurrent_sockets_are_capped_across_instances(gateways: list[str], setup: dict[str, Any]) -> None:
     a, b = gateways
     with open_ws(b + "/capped", setup["key"]) as second:
@@ -193,6 +205,7 @@ def test_a_silent_upstream_times_out_the_handshake(gateways: list[str]) -> None:
         silent.stop()
 
 
+@BOTH_BACKENDS
 def test_revoking_a_key_closes_its_socket_on_the_other_instance_within_a_second(
     gateways: list[str], setup: dict[str, Any]
 ) -> None:
