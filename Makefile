@@ -63,7 +63,7 @@ test: install system-deps
 cluster: install
 	$(PY) -m localcluster $(CLUSTER_ARGS)
 
-# The failure drills on a local cluster under load (tests/cluster, marker `cluster`, ~3 min); kept
+# The failure drills on a local cluster under load (tests/cluster, marker `cluster`, ~4 min); kept
 # out of `make test` for its time budget. CI runs both (.ci/run). They need PostgreSQL.
 test-cluster: install system-deps
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest -m cluster tests/cluster $(PYTEST_ARGS)

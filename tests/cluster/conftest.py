@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.db import connection
 from django.db.models import Sum
 
@@ -58,7 +58,10 @@ def report() -> Callable[[str], None]:
 
 
 @pytest.fixture
-def start_cluster(transactional_db: None) -> Iterator[Callable[..., LocalCluster]]:
+def start_cluster(transactional_db: None, settings: Any) -> Iterator[Callable[..., LocalCluster]]:
+    """``start_cluster(n)`` on the shared Redis (the test run's namespace);
+    ``start_cluster(n, redis="cluster")`` on a Redis Cluster of its own, which the test process's
+    control plane (config bus, usage flush, factories) then uses too."""
     if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
         pytest.skip("nginx is not installed (scripts/system-deps.sh installs it)")
     if connection.vendor != "postgresql":
@@ -66,10 +69,15 @@ def start_cluster(transactional_db: None) -> Iterator[Callable[..., LocalCluster
     started: list[LocalCluster] = []
 
     def start(instances: int = 3, **options: Any) -> LocalCluster:
-        options.setdefault("redis_url", os.environ["REDIS_URL"])
+        if options.get("redis") == "cluster":
+            # channels-redis speaks no Cluster: the channel layer stays on the tests' Redis,
+            # where the test process's revocations are sent.
+            options.setdefault("channel_redis_url", os.environ["REDIS_URL"])
+        else:
+            options.setdefault("redis_url", os.environ["REDIS_URL"])
         # Keys the test creates are hashed with the test settings' pepper; the cluster has a
         # production SECRET_KEY of its own, so it is given that pepper explicitly.
-        pepper = {"API_KEY_PEPPER": os.environ.get("API_KEY_PEPPER") or settings.SECRET_KEY}
+        pepper = {"API_KEY_PEPPER": os.environ.get("API_KEY_PEPPER") or django_settings.SECRET_KEY}
         cluster = LocalCluster(
             instances,
             database_url=subprocess_database_url(),
@@ -78,6 +86,8 @@ def start_cluster(transactional_db: None) -> Iterator[Callable[..., LocalCluster
             **options,
         )
         started.append(cluster.start())
+        if cluster.redis_cluster is not None:
+            settings.REDIS_URL = cluster.redis_url
         return cluster
 
     yield start

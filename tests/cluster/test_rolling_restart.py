@@ -18,10 +18,11 @@ def idempotent_mix(seq: int) -> tuple[str, str]:
     return ("PUT", f"/echo/{seq}") if seq % 5 == 0 else ("GET", f"/slow/0.02?n={seq}")
 
 
+@pytest.mark.parametrize("redis", ["single", "cluster"])
 def test_a_rolling_restart_fails_no_request_and_counts_every_one(
-    start_cluster: Callable[..., Any], make_drill: Callable[..., Any], report: Callable[[str], None]
+    redis: str, start_cluster: Callable[..., Any], make_drill: Callable[..., Any], report: Callable[[str], None]
 ) -> None:
-    cluster = start_cluster(3)
+    cluster = start_cluster(3, redis=redis)
     drill = make_drill(cluster)
     load = Load(cluster.url, drill.headers, idempotent_mix, max_requests=20_000, seconds=180).start()
     load.wait_count(100)
@@ -45,8 +46,9 @@ def test_a_rolling_restart_fails_no_request_and_counts_every_one(
     usage = drill.wait_usage(len(outcomes))
     assert usage["requests"] == len(outcomes)
     assert usage["status_2xx"] == len(outcomes)
+    restarts = ", ".join(f"{t:.1f}" for t in took)
     report(
-        f"rolling restart of 3 instances under load: {summary(outcomes)}; nginx retried {retried} on another "
-        f"instance; restart (SIGTERM -> exit -> ready) {', '.join(f'{t:.1f}' for t in took)} s; usage rows "
-        f"{usage['requests']} requests / {usage['status_2xx']} 2xx = requests served"
+        f"rolling restart of 3 instances under load (Redis {redis}): {summary(outcomes)}; "
+        f"nginx retried {retried} on another instance; restart (SIGTERM -> exit -> ready) {restarts} s; "
+        f"usage rows {usage['requests']} requests / {usage['status_2xx']} 2xx = requests served"
     )
