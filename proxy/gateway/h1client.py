@@ -141,7 +141,7 @@ class H1Connection(asyncio.Protocol):
             # Bytes nobody asked for (an idle connection, or after a complete response): the
             # stream is out of step. Not one of them may be taken for the next response.
             self.keep_alive = False
-            self._close()
+            self.close()
             return
         self._last_read = self.loop.time()
         if not self.head_done:
@@ -342,7 +342,7 @@ class H1Connection(asyncio.Protocol):
             self.reused = True
             self.pool.put(self)
         else:
-            self._close()
+            self.close()
 
     # -- internals -----------------------------------------------------------------------------
     def _wait(self) -> asyncio.Future[None]:
@@ -373,7 +373,7 @@ class H1Connection(asyncio.Protocol):
         deadline = self._last_read + self._read_timeout
         if now >= deadline:
             self._fail(ReadTimeout("the upstream sent nothing in time"))
-            self._close()
+            self.close()
         else:
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
@@ -382,7 +382,8 @@ class H1Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close at once; the pool frees the place when the loop reports the loss."""
         self.closed = True
         if self.transport is not None:
             self.transport.close()

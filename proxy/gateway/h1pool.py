@@ -9,8 +9,9 @@ aiohttp's ``limit_per_host`` before. The upstream's slots in upstream.py stay in
 
 Stale connections: one the upstream closed while idle is known by its EOF and dropped from the
 pool as soon as the event loop sees it; one idle for longer than ``IDLE_SECONDS`` is closed when
-it comes up. The race that remains (the upstream closes just as a request goes out) is
-recognised by the forwarder: a reused connection that failed before any byte of the response.
+it comes up or when a connection is returned after it. The race that remains (the upstream
+closes just as a request goes out) is recognised by the forwarder: a reused connection that
+failed before any byte of the response.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class TargetPool:
             while idle:
                 conn = idle.pop()
                 if conn.closed or conn.loop.time() - conn.idle_since > IDLE_SECONDS:
-                    conn._close()
+                    conn.close()
                     continue
                 return conn
         try:
@@ -96,7 +97,7 @@ class TargetPool:
     def put(self, conn: H1Connection) -> None:
         """A connection that finished an exchange and may carry another."""
         if self.closing:
-            conn._close()
+            conn.close()
             return
         self._hand_back(conn)
 
@@ -108,8 +109,13 @@ class TargetPool:
                 waiter.set_result(conn)
                 return
         if conn is not None:
-            conn.idle_since = conn.loop.time()
-            self.idle.append(conn)
+            now = conn.idle_since = conn.loop.time()
+            idle = self.idle
+            # The oldest idle connections sit at the bottom of the stack after a burst: closed
+            # here once they expire, rather than held until the upstream closes them.
+            while idle and now - idle[0].idle_since > IDLE_SECONDS:
+                idle.pop(0).close()
+            idle.append(conn)
 
     def lost(self, conn: H1Connection) -> None:
         """A connection closed (by either side): its place is free."""
@@ -126,7 +132,7 @@ class TargetPool:
     def close(self) -> None:
         self.closing = True
         for conn in self.idle:
-            conn._close()
+            conn.close()
         self.idle.clear()
 
 
