@@ -283,19 +283,26 @@ class H1Connection(asyncio.Protocol):
     async def send_body(self, body: AsyncIterable[bytes], chunked: bool) -> bool:
         """Stream a request body. False when the upstream answered (or failed) before it was all
         sent: the response is read, and the connection closed after it (its request is unfinished)."""
-        async for chunk in body:
-            if self.head_done or self._error is not None:
-                self.keep_alive = False
-                return False
+        try:
+            async for chunk in body:
+                if self.head_done or self._error is not None:
+                    self.keep_alive = False
+                    return False
+                if chunked:
+                    if chunk:
+                        self.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    self.write(chunk)
+                if self._write_paused:
+                    await self.drain()
             if chunked:
-                if chunk:
-                    self.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            else:
-                self.write(chunk)
-            if self._write_paused:
-                await self.drain()
-        if chunked:
-            self.write(b"0\r\n\r\n")
+                self.write(b"0\r\n\r\n")
+        except Disconnected:
+            if not self.head_done:
+                raise
+            # It answered (a 413, say) and closed without reading the rest: that answer stands.
+            self.keep_alive = False
+            return False
         return True
 
     async def response_head(self) -> None:

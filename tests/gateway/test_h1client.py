@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -490,3 +491,38 @@ def test_https_targets_are_reached_over_tls(tmp_path: Any, loop: str) -> None:
     assert bodies == [b"secure"] * 3
     assert connections == 1
     assert "CERTIFICATE_VERIFY_FAILED" in refused
+
+
+def test_an_answer_before_the_upload_ended_is_relayed(static_gateway: Any) -> None:
+    async def refuses_early(request: RawRequest) -> bool:
+        if request.target == "/next":
+            await request.send(answer())
+            return True
+        # Like nginx's client_max_body_size: answer at once, read nothing, hang up.
+        await request.send(answer(b"too big", status=b"413 Payload Too Large", headers=b"Connection: close\r\n"))
+        return False
+
+    with gateway_to(static_gateway, refuses_early) as (raw, client):
+        refused = client.post("/upload", content=b"u" * (2 * 1024 * 1024))  # declared, streamed
+        assert refused.status_code == 413
+        assert refused.text == "too big"
+        assert client.get("/next").status_code == 200
+    assert [r.target for r in raw.requests] == ["/upload", "/next"]
+
+
+def test_expect_100_continue_is_answered_by_the_gateway_not_forwarded(static_gateway: Any) -> None:
+    with gateway_to(static_gateway, ok) as (raw, client):
+        port = int(str(client.base_url).rstrip("/").rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"PUT /continued HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            interim = sock.recv(65536)
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            sock.sendall(b"hello")
+            final = b""
+            while b"/continued" not in final:
+                chunk = sock.recv(65536)
+                assert chunk
+                final += chunk
+        assert final.startswith(b"HTTP/1.1 200 ")
+    assert "expect" not in raw.requests[0].headers
+    assert raw.requests[0].headers["content-length"] == "5"
