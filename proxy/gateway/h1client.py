@@ -27,7 +27,7 @@ it out and takes it back. What it guarantees:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Collection
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -70,18 +70,16 @@ class BadResponse(UpstreamError):
     """The upstream's response breaks HTTP/1.1 framing or the head limits."""
 
 
-def encode_head(method: str, target: str, headers: Iterable[tuple[str, str]], framing: str) -> bytes:
+def encode_head(method: str, target: str, headers: Collection[tuple[str, str]], framing: str) -> bytes:
     """The request line and header block. ``framing`` is the line the body needs (or "").
 
     Header names and values come from httptools-parsed requests and validated transforms; a CR or
     LF here would split the request in two (request smuggling), so the block is checked whole.
     """
-    lines = [f"{name}: {value}\r\n" for name, value in headers]
-    if framing:
-        lines.append(framing)
-    text = f"{method} {target} HTTP/1.1\r\n{''.join(lines)}\r\n"
-    expected = len(lines) + 2
-    if text.count("\n") != expected or text.count("\r") != expected or target.count(" "):
+    block = "\r\n".join(map(": ".join, headers)) + "\r\n" if headers else ""
+    text = f"{method} {target} HTTP/1.1\r\n{block}{framing}\r\n"
+    lines = len(headers) + (3 if framing else 2)
+    if text.count("\n") != lines or text.count("\r") != lines or " " in target:
         raise ValueError("a header or the target contains a line break or a space")
     return text.encode("latin-1")  # UnicodeEncodeError is a ValueError too
 

@@ -44,16 +44,24 @@ class TargetPool:
         self.waiters: deque[asyncio.Future[H1Connection | None]] = deque()
         self.closing = False
 
+    def take_idle(self) -> H1Connection | None:
+        """The most recently returned connection that is still usable, if any (no await: the
+        common case costs no coroutine)."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.closed or conn.loop.time() - conn.idle_since > IDLE_SECONDS:
+                conn.close()
+                continue
+            return conn
+        return None
+
     async def acquire(self, connect_timeout: float, fresh: bool = False) -> H1Connection:
         """A connection for one exchange: pooled, new, or the next one released. ``fresh``
         skips the idle ones (after one of them turned out stale)."""
         if not fresh:
-            idle = self.idle
-            while idle:
-                conn = idle.pop()
-                if conn.closed or conn.loop.time() - conn.idle_since > IDLE_SECONDS:
-                    conn.close()
-                    continue
+            conn = self.take_idle()
+            if conn is not None:
                 return conn
         try:
             async with asyncio.timeout(connect_timeout):

@@ -331,7 +331,7 @@ class Forwarder:
         connect_timeout, read_timeout = timeouts
         fresh = False
         while True:
-            conn = await pool.acquire(connect_timeout, fresh)
+            conn = (None if fresh else pool.take_idle()) or await pool.acquire(connect_timeout, fresh)
             conn.begin(ctx.method == "HEAD", read_timeout)
             try:
                 if isinstance(data, Upload):

@@ -526,3 +526,24 @@ def test_expect_100_continue_is_answered_by_the_gateway_not_forwarded(static_gat
         assert final.startswith(b"HTTP/1.1 200 ")
     assert "expect" not in raw.requests[0].headers
     assert raw.requests[0].headers["content-length"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        ("/a", [("X-Note", "one\r\nX-Partner-ID: 7")]),  # a header smuggled in a value
+        ("/a", [("X-Note", "one\nGET /admin HTTP/1.1")]),
+        ("/a", [("X-Note", "one\rtwo")]),
+        ("/a HTTP/1.1\r\nX: y", [("Host", "h")]),
+        ("/a b", [("Host", "h")]),
+        ("/a", [("X-Note", "€")]),  # not latin-1: not HTTP/1.1 header text
+    ],
+)
+def test_a_request_head_that_would_split_is_refused(target: str, headers: list[tuple[str, str]]) -> None:
+    from proxy.gateway.h1client import encode_head
+
+    with pytest.raises(ValueError):
+        encode_head("GET", target, headers, "")
+    assert encode_head("GET", "/a", [("Host", "h"), ("X-Note", "fine")], "Content-Length: 0\r\n") == (
+        b"GET /a HTTP/1.1\r\nHost: h\r\nX-Note: fine\r\nContent-Length: 0\r\n\r\n"
+    )
