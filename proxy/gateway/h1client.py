@@ -204,7 +204,7 @@ class H1Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if status < 200:
             if status == 101 or status < 100:
-                raise BadResponse("the upstream switched protocols")
+                raise BadResponse(f"status {status} is not an answer to this request")
             self._informational = True  # 100 Continue, 103 Early Hints: the final one follows
             self.headers = []
             return
@@ -271,10 +271,18 @@ class H1Connection(asyncio.Protocol):
         self.transport.write(data)
 
     async def drain(self) -> None:
+        """Wait for the write buffer to empty. An upstream that takes none of the body for the
+        read timeout is as unresponsive as one that sends nothing (aiohttp's read timer ran
+        while it wrote, too)."""
         if self._write_paused and not self.closed:
             self._drain_waiter = self.loop.create_future()
             try:
-                await self._drain_waiter
+                async with asyncio.timeout(self._read_timeout or None):
+                    await self._drain_waiter
+            except TimeoutError:
+                self._fail(ReadTimeout("the upstream took none of the request body in time"))
+                self.close()
+                raise ReadTimeout("the upstream took none of the request body in time") from None
             finally:
                 self._drain_waiter = None
 
@@ -325,10 +333,10 @@ class H1Connection(asyncio.Protocol):
                     self._read_paused = False
                     self.transport.resume_reading()
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if self.complete:
+                return b""  # whatever came after it (refused) does not spoil a complete response
             if self._error is not None:
                 raise self._error
-            if self.complete:
-                return b""
             await self._wait()
 
     def fail(self, exc: BaseException) -> None:

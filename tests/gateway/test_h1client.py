@@ -547,3 +547,20 @@ def test_a_request_head_that_would_split_is_refused(target: str, headers: list[t
     assert encode_head("GET", "/a", [("Host", "h"), ("X-Note", "fine")], "Content-Length: 0\r\n") == (
         b"GET /a HTTP/1.1\r\nHost: h\r\nX-Note: fine\r\nContent-Length: 0\r\n\r\n"
     )
+
+
+def test_an_upstream_that_takes_none_of_the_upload_is_a_504(static_gateway: Any) -> None:
+    async def never_reads(request: RawRequest) -> bool:
+        await asyncio.sleep(30)  # the head was read; the body is left in the socket
+        return False
+
+    def body() -> Iterator[bytes]:
+        for _ in range(256):
+            yield b"s" * 65536  # 16 MiB, chunked: more than the sockets between can hold
+
+    route = {"max_body_bytes": 64 * 1024 * 1024}
+    with gateway_to(static_gateway, never_reads, route=route, read_timeout=0.5) as (raw, client):
+        response = client.put("/stuck", content=body())
+        assert response.status_code == 504
+        assert response.json()["error"]["code"] == "upstream_timeout"
+    assert len(raw.requests) == 1  # a streamed body is not sent again
