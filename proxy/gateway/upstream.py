@@ -2,8 +2,9 @@
 
 The gateway's own HTTP/1.1 client (h1client.py, h1pool.py: asyncio protocols and httptools'
 response parser, a bounded keep-alive pool per target) carries the requests; it replaced one
-``aiohttp.ClientSession``, which cost ≈60 µs per request more (docs/benchmarks.md). Bodies stream
-both ways chunk by chunk, so a 100 MB upload or download never sits in memory and server-sent
+``aiohttp.ClientSession``, and the public route now takes about half the CPU per request
+(docs/benchmarks.md, "Why the gateway has its own HTTP/1.1 client"). Bodies stream both ways
+chunk by chunk, so a 100 MB upload or download never sits in memory and server-sent
 events reach the client as they are produced.
 
 Resilience (balancer.py, breaker.py, retry.py): the balancer picks a target whose circuit admits
@@ -13,8 +14,9 @@ budget lasts. With no target left the answer is a 503 ``no_healthy_upstream`` at
 ``Retry-After`` of the shortest remaining ejection: no timeout is waited for on open circuits.
 
 Timeouts, per route (else per upstream, else the gateway's): ``connect`` (TCP connect, including
-waiting for a pooled connection), ``read`` (between two reads of the response), ``total`` (all
-attempts up to the last byte of the response; none by default, so event streams stay open).
+waiting for a pooled connection), ``read`` (between two reads of the response, or while the
+upstream takes none of a streamed upload), ``total`` (all attempts up to the last byte of the
+response; none by default, so event streams stay open).
 
 A reused keep-alive connection that fails before any byte of the response may simply have been
 closed by the upstream while the request went out; an idempotent request whose body can be sent
