@@ -564,3 +564,49 @@ def test_an_upstream_that_takes_none_of_the_upload_is_a_504(static_gateway: Any)
         assert response.status_code == 504
         assert response.json()["error"]["code"] == "upstream_timeout"
     assert len(raw.requests) == 1  # a streamed body is not sent again
+
+
+def test_a_full_pool_hands_returned_connections_to_waiters_and_times_out_the_rest() -> None:
+    from proxy.gateway.balancer import Target
+    from proxy.gateway.h1client import ConnectFailed, ConnectTimeout
+    from proxy.gateway.h1pool import UpstreamClient
+
+    async def main() -> None:
+        accepted = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            with contextlib.suppress(ConnectionError):
+                await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = UpstreamClient(1)
+        pool = client.pool(Target.parse(f"http://127.0.0.1:{port}"))
+        first = await pool.acquire(1.0)
+        with pytest.raises(ConnectTimeout):  # the only connection is busy: a 504, in time
+            await pool.acquire(0.1)
+        waiting = asyncio.ensure_future(pool.acquire(5.0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        first.begin(False, 1.0)
+        first.complete = first.keep_alive = True  # as after a response that allows reuse
+        first.release()
+        assert await waiting is first  # handed over, not a second connection
+        first.begin(False, 1.0)
+        first.release()  # incomplete: closed, and its place freed
+        replacement = await pool.acquire(1.0)
+        assert replacement is not first
+        replacement.release()
+        assert pool.opened <= 1
+        assert accepted == 2
+        client.close()
+        server.close()
+        refused = UpstreamClient(1).pool(Target.parse(f"http://127.0.0.1:{port}"))
+        with pytest.raises(ConnectFailed):  # nobody listens any more
+            await refused.acquire(1.0)
+        assert refused.opened == 0
+
+    asyncio.run(main())
