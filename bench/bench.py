@@ -291,6 +291,16 @@ class Bench:
                 self.add("c", port=port, server=proc)
 
             self._try(("c",), start_c)
+        if self.wanted("c2"):
+
+            def start_c2() -> None:
+                env = self.gateway_env("")
+                port, proc = self.app_server(
+                    "passthrough-h1", "bench.passthrough_h1:app", env=env, cpus=lay.server, http="httptools"
+                )
+                self.add("c2", port=port, server=proc)
+
+            self._try(("c2",), start_c2)
         if self.wanted("d", "g-public"):
 
             def start_d() -> None:

@@ -10,6 +10,7 @@ TITLES = {
     "a": "(a) upstream direct (static reply)",
     "b": "(b) nginx proxy_pass, keepalive",
     "c": "(c) Python passthrough (uvicorn+aiohttp)",
+    "c2": "(c2) Python passthrough (uvicorn+own HTTP/1.1 client)",
     "d": "(d) gateway, public route (uvicorn)",
     "d-granian": "(d) gateway, public route (granian)",
     "e": "(e) gateway full path (uvicorn)",
@@ -69,6 +70,7 @@ def ratios(summary: dict[str, Any]) -> dict[str, float | None]:
     return {
         "(d)/(c)": ratio("d", "c"),
         "(e)/(c)": ratio("e", "c"),
+        "(d)/(c2)": ratio("d", "c2"),
         "(e)/(b)": ratio("e", "b"),
         "(f)/(e)": ratio("f", "e"),
         "(d) granian/uvicorn": ratio("d-granian", "d"),

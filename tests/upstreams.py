@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -196,3 +197,111 @@ class RecordingUpstream(AiohttpUpstream):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._any)
+
+
+class RawRequest:
+    """One request as a ``RawUpstream`` read it, and the means to answer it byte by byte."""
+
+    def __init__(
+        self, connection: int, number: int, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.connection = connection  # which connection of the upstream (0, 1, ...)
+        self.number = number  # which request on that connection (0, 1, ...)
+        self.head = head
+        self.reader = reader
+        self.writer = writer
+        first, *lines = head.decode("latin-1").split("\r\n")
+        self.method, self.target, _ = first.split(" ", 2)
+        self.headers: dict[str, str] = {}
+        for line in lines:
+            if line:
+                name, _, value = line.partition(":")
+                self.headers[name.strip().lower()] = value.strip()
+
+    async def body(self) -> bytes:
+        """The request body, by its Content-Length or chunked framing."""
+        if self.headers.get("transfer-encoding") == "chunked":
+            data = b""
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    return data
+                data += chunk[:-2]
+        return await self.reader.readexactly(int(self.headers.get("content-length", "0")))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+class RawUpstream:
+    """An HTTP/1.1 upstream that answers with exactly the bytes a test scripts: the framing
+    mistakes, early closes and stalls no well-behaved server library produces.
+
+    ``respond(request)`` reads what it needs of the body (``await request.body()``), writes the
+    answer (``await request.send(...)``) and returns whether the connection stays open. The
+    upstream records every request (``requests``) and counts connections (``connections``).
+    """
+
+    def __init__(self, respond: Any) -> None:
+        self.respond = respond
+        self.port = free_port()
+        self.requests: list[RawRequest] = []
+        self.connections = 0
+        self.closed_by_peer = 0  # connections the gateway closed
+        self.finished = 0  # connections closed, by either side
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = self.connections
+        self.connections += 1
+        number = 0
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    self.closed_by_peer += 1
+                    return
+                request = RawRequest(connection, number, head, reader, writer)
+                self.requests.append(request)
+                number += 1
+                if not await self.respond(request):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:
+            return  # stop(): the test is over
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self.finished += 1
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        handlers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    def start(self) -> RawUpstream:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(5)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)

@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 # Failures before any response byte, where the request did not reach the application or an
 # idempotent one may safely be sent again. Read timeouts are not among them (see retry.py).
+# These are aiohttp's, for WebSocket handshakes; HTTP forwarding's own client raises its own
+# (upstream.py, h1client.py).
 CONNECTION_FAILURES = (
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,

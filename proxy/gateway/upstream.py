@@ -1,8 +1,11 @@
 """Phase 4, forward: stream the request to a target and the response back to the client.
 
-One ``aiohttp.ClientSession`` per process (pooled keep-alive connections; httpx measured 8x
-slower under concurrency here). Bodies stream both ways chunk by chunk, so a 100 MB upload or
-download never sits in memory and server-sent events reach the client as they are produced.
+The gateway's own HTTP/1.1 client (h1client.py, h1pool.py: asyncio protocols and httptools'
+response parser, a bounded keep-alive pool per target) carries the requests; it replaced one
+``aiohttp.ClientSession``, and the public route now takes about half the CPU per request
+(docs/benchmarks.md, "Why the gateway has its own HTTP/1.1 client"). Bodies stream both ways
+chunk by chunk, so a 100 MB upload or download never sits in memory and server-sent
+events reach the client as they are produced.
 
 Resilience (balancer.py, breaker.py, retry.py): the balancer picks a target whose circuit admits
 requests; every outcome is reported to that target's circuit; a failed attempt of an idempotent
@@ -11,8 +14,13 @@ budget lasts. With no target left the answer is a 503 ``no_healthy_upstream`` at
 ``Retry-After`` of the shortest remaining ejection: no timeout is waited for on open circuits.
 
 Timeouts, per route (else per upstream, else the gateway's): ``connect`` (TCP connect, including
-waiting for a pooled connection), ``read`` (between two reads of the response), ``total`` (all
-attempts up to the last byte of the response; none by default, so event streams stay open).
+waiting for a pooled connection), ``read`` (between two reads of the response, or while the
+upstream takes none of a streamed upload), ``total`` (all attempts up to the last byte of the
+response; none by default, so event streams stay open).
+
+A reused keep-alive connection that fails before any byte of the response may simply have been
+closed by the upstream while the request went out; an idempotent request whose body can be sent
+again then goes once more to the same target on a new connection, not counted as a failure.
 """
 
 from __future__ import annotations
@@ -21,9 +29,8 @@ import asyncio
 import time
 
 import aiohttp
-from multidict import CIMultiDict
 
-from proxy.gateway.attempts import CONNECTION_FAILURES, Retry, each_target, may_retry
+from proxy.gateway.attempts import Retry, each_target, may_retry
 from proxy.gateway.balancer import Target, Upstream
 from proxy.gateway.body import BodyLimits, ClientGone, Upload, chunks, declared_length
 from proxy.gateway.cache import Entry
@@ -38,17 +45,29 @@ from proxy.gateway.errors import (
     RequestTimeout,
     ServiceUnavailable,
 )
+from proxy.gateway.h1client import (
+    ConnectFailed,
+    ConnectTimeout,
+    Disconnected,
+    H1Connection,
+    UpstreamError,
+    encode_head,
+    framing_for,
+)
+from proxy.gateway.h1pool import UpstreamClient
 from proxy.gateway.headers import filter_response_headers
 from proxy.gateway.pipeline import Admitted
 from proxy.gateway.policy import TrafficPolicy
+from proxy.gateway.retry import IDEMPOTENT
 from proxy.gateway.types import Receive, Send
 
 __all__ = ["ClientGone", "Forwarder"]
 
-# aiohttp would otherwise add its own User-Agent, Accept and Accept-Encoding: the upstream must
-# see what the client sent, nothing more.
-_SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 _NO_BODY_STATUS = frozenset({204, 304})
+# Failures before any byte of the response, where the request did not reach the application or
+# an idempotent one may safely be sent again (retry.py): another target may be tried.
+_CONNECTION_FAILURES = (ConnectFailed, ConnectTimeout, Disconnected)
+_EVENT_STREAM = b"text/event-stream"
 
 
 class _Exchange:
@@ -110,13 +129,11 @@ class _Watch:
     instead of the stream running on for nobody. For event streams it also ends the stream when
     the process starts draining (drain.py)."""
 
-    __slots__ = ("ctx", "content", "drain", "task")
+    __slots__ = ("ctx", "conn", "drain", "task")
 
-    def __init__(
-        self, ctx: RequestContext, receive: Receive, content: aiohttp.StreamReader, drain: Drain | None
-    ) -> None:
+    def __init__(self, ctx: RequestContext, receive: Receive, conn: H1Connection, drain: Drain | None) -> None:
         self.ctx = ctx
-        self.content = content
+        self.conn = conn
         self.drain = drain
         self.task = asyncio.create_task(self._wait(receive))
         if drain is not None:
@@ -130,11 +147,11 @@ class _Watch:
             message = await receive()
             if message["type"] == "http.disconnect":
                 self.ctx.client_gone = True
-                self.content.set_exception(ClientGone())
+                self.conn.fail(ClientGone())
                 return
 
     def _end(self) -> None:
-        self.content.set_exception(_Drained())
+        self.conn.fail(_Drained())
 
     def stop(self) -> None:
         self.task.cancel()
@@ -148,40 +165,38 @@ class Forwarder:
         self.drain = drain if drain is not None else Drain()
         self.via = f"1.1 {config.via}"
         self._via = self.via.encode()
+        self.client: UpstreamClient | None = None
         self._session: aiohttp.ClientSession | None = None
         # Upstream name → its slots (_take_slot); kept across snapshots, like the pool.
         self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=0,
-            limit_per_host=self.config.upstream_pool_size,
-            ttl_dns_cache=30,
-            enable_cleanup_closed=True,
-        )
+        self.client = UpstreamClient(self.config.upstream_pool_size)
+        # The active health checks (probes.py) keep an aiohttp session: a few requests a second,
+        # where convenience is worth more than the microseconds.
         self._session = aiohttp.ClientSession(
-            connector=connector,
-            # Never share cookies between callers, never decode: pass bytes through untouched.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=_SKIP_AUTO,
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=30), cookie_jar=aiohttp.DummyCookieJar()
         )
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """The health checks' session (not the forwarding client)."""
         assert self._session is not None, "Forwarder.start() was not awaited"
         return self._session
 
     async def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    def _timeout(self, upstream: Upstream, policy: TrafficPolicy) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
-            total=None,
-            connect=policy.connect_timeout or upstream.connect_timeout or self.config.connect_timeout,
-            sock_read=policy.read_timeout or upstream.read_timeout or self.config.read_timeout,
+    def _timeouts(self, upstream: Upstream, policy: TrafficPolicy) -> tuple[float, float]:
+        """(connect, read) in seconds."""
+        return (
+            policy.connect_timeout or upstream.connect_timeout or self.config.connect_timeout,
+            policy.read_timeout or upstream.read_timeout or self.config.read_timeout,
         )
 
     async def forward(self, ctx: RequestContext, admitted: Admitted, receive: Receive, send: Send) -> None:
@@ -189,7 +204,7 @@ class Forwarder:
         response; admission (pipeline.py) has chosen the upstream and built the request."""
         upstream, policy = admitted.upstream, admitted.traffic
         assert upstream is not None
-        assert self._session is not None, "Forwarder.start() was not awaited"
+        assert self.client is not None, "Forwarder.start() was not awaited"
         max_bytes = self._limit(policy)
         length = declared_length(ctx, max_bytes)
         retry = policy.retry.applies_to(ctx.method)
@@ -244,51 +259,42 @@ class Forwarder:
 
     async def _attempts(self, exchange: _Exchange, retries_left: int) -> None:
         ctx, upstream, headers = exchange.ctx, exchange.upstream, exchange.headers
-        timeouts = self._timeout(upstream, exchange.policy)
+        timeouts = self._timeouts(upstream, exchange.policy)
 
         async def attempt(index: int, target: Target, retry: bool) -> None:
             exchange.index = index
             if not exchange.preserve_host:
                 headers["Host"] = target.authority
-            if not await self._attempt(exchange, target.url + exchange.path, headers, timeouts, retry):
+            if not await self._attempt(exchange, target, timeouts, retry):
                 raise Retry()
 
         await each_target(ctx, upstream, exchange.hash_key, retries_left, attempt)
 
-    async def _attempt(
-        self, exchange: _Exchange, url: str, headers: CIMultiDict[str], timeouts: aiohttp.ClientTimeout, retry: bool
-    ) -> bool:
+    async def _attempt(self, exchange: _Exchange, target: Target, timeouts: tuple[float, float], retry: bool) -> bool:
         """One attempt on one target. True when the response was relayed; False or Retry when it
         is to be retried (the retry budget is already charged); else the error to answer.
         """
-        assert self._session is not None
         ctx, upstream, index, policy = exchange.ctx, exchange.upstream, exchange.index, exchange.policy
         circuit = upstream.circuits[index]
         upstream.inflight[index] += 1
         try:
-            async with self._session.request(
-                ctx.method,
-                url,
-                headers=headers,
-                data=exchange.data,
-                allow_redirects=False,
-                timeout=timeouts,
-                compress=None,
-                chunked=None,
-            ) as response:
-                status = response.status
+            conn = await self._exchange(exchange, target, timeouts)
+            try:
+                status = conn.status
                 if status in upstream.breaker.failure_statuses:
                     circuit.failure(time.time())
                 else:
                     circuit.success()
                 if status in policy.retry.statuses and self._may_retry(exchange, retry):
                     return False
-                await self._relay(exchange, response)
+                await self._relay(exchange, conn)
                 return True
+            finally:
+                conn.release()
         except (GatewayError, ClientGone):
             circuit.released()
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, UpstreamError, OSError) as exc:
             if ctx.body_timed_out:
                 circuit.released()
                 raise RequestTimeout() from exc
@@ -302,11 +308,49 @@ class Forwarder:
             if ctx.response_started:
                 raise
             error: GatewayError = GatewayTimeout() if isinstance(exc, TimeoutError) else BadGateway()
-            if isinstance(exc, CONNECTION_FAILURES) and self._may_retry(exchange, retry):
+            if isinstance(exc, _CONNECTION_FAILURES) and self._may_retry(exchange, retry):
                 raise Retry(error) from exc
             raise error from exc
         finally:
             upstream.inflight[index] -= 1
+
+    async def _exchange(self, exchange: _Exchange, target: Target, timeouts: tuple[float, float]) -> H1Connection:
+        """Send the request on a pooled connection and wait for the response head. A reused
+        connection that fails before the response began may have been closed by the upstream
+        while idle: an idempotent request that can be sent again gets one new connection."""
+        assert self.client is not None
+        ctx, data = exchange.ctx, exchange.data
+        try:
+            head = encode_head(
+                ctx.method,
+                exchange.path,
+                exchange.headers.items(),
+                framing_for(ctx.method, "Content-Length" in exchange.headers, data),
+            )
+        except ValueError as exc:
+            raise BadGateway("The request cannot be sent upstream as HTTP/1.1.") from exc
+        pool = self.client.pool(target)
+        connect_timeout, read_timeout = timeouts
+        fresh = False
+        while True:
+            conn = (None if fresh else pool.take_idle()) or await pool.acquire(connect_timeout, fresh)
+            conn.begin(ctx.method == "HEAD", read_timeout)
+            try:
+                if isinstance(data, Upload):
+                    conn.write(head)
+                    await conn.send_body(data, "Content-Length" not in exchange.headers)
+                else:
+                    conn.write(head + data if data else head)
+                await conn.response_head()
+                return conn
+            except Disconnected:
+                conn.release()
+                if fresh or not conn.reused or ctx.method not in IDEMPOTENT or not exchange.replayable():
+                    raise
+                fresh = True
+            except BaseException:
+                conn.release()
+                raise
 
     @staticmethod
     def _may_retry(exchange: _Exchange, retry: bool) -> bool:
@@ -328,52 +372,63 @@ class Forwarder:
         headers.extend(ctx.response_headers)
         return headers
 
-    async def _relay(self, exchange: _Exchange, response: aiohttp.ClientResponse) -> None:
+    async def _relay(self, exchange: _Exchange, conn: H1Connection) -> None:
         ctx, send, policy, cache = exchange.ctx, exchange.send, exchange.policy, exchange.cache
-        upstream_headers = filter_response_headers(response.raw_headers)
+        status = conn.status
+        upstream_headers = filter_response_headers(conn.headers)
         if cache is not None:
-            cache.offer(response.status, upstream_headers)
-        headers = self.finish_headers(ctx, list(upstream_headers), policy)
-        ctx.streamed = response.content_type == "text/event-stream"  # long by design (accesslog)
-        ctx.status = response.status
+            cache.offer(status, upstream_headers)
+        if status in _NO_BODY_STATUS:
+            # A 304 may carry the representation's length; uvicorn would take it for the length
+            # of a body to come and break the client's connection when none does.
+            relayed = [(n, v) for n, v in upstream_headers if n != b"content-length"]
+        else:
+            relayed = list(upstream_headers)
+        headers = self.finish_headers(ctx, relayed, policy)
+        ctx.streamed = _is_event_stream(upstream_headers)  # long by design (accesslog)
+        ctx.status = status
         ctx.response_started = True
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if ctx.method == "HEAD" or response.status in _NO_BODY_STATUS:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if ctx.method == "HEAD" or status in _NO_BODY_STATUS:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             if cache is not None:
-                cache.finish(response.status, upstream_headers)
+                cache.finish(status, upstream_headers)
             return
-        content = response.content
         collect = cache is not None and cache.open
         watch: _Watch | None = None
+        ended = False  # the last send said more_body=False
         try:
             while True:
-                chunk = await content.readany()
+                chunk = await conn.read()
                 if not chunk:
                     break
+                # Most answers arrive whole with their head: one send, no watcher, no extra turn.
+                # With a watcher the end goes in a send of its own, after the watcher stopped.
+                last = conn.complete and watch is None
                 ctx.bytes_sent += len(chunk)
                 if collect:
                     assert cache is not None
                     cache.add(chunk)
                     collect = cache.open
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                # A body that came in one read (most answers) costs no watcher; a longer one might
-                # outlive its client, whose disconnect only receive() reports: uvicorn's send()
-                # does nothing once the client is gone, and an idle event stream never sends.
-                if watch is None and not content.at_eof() and exchange.upload_done():
-                    watch = _Watch(ctx, exchange.receive, content, self.drain if ctx.streamed else None)
-        except ClientGone:
-            response.close()  # close, not release: the upstream would go on sending
-            raise
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                if last:
+                    ended = True
+                    break
+                # A longer body might outlive its client, whose disconnect only receive() reports:
+                # uvicorn's send() does nothing once the client is gone, and an idle event stream
+                # never sends.
+                if watch is None and exchange.upload_done():
+                    watch = _Watch(ctx, exchange.receive, conn, self.drain if ctx.streamed else None)
         except _Drained:
-            response.close()
+            pass  # the connection is closed, not pooled (so is it when the client is gone)
         finally:
             if watch is not None:
                 # Before the last send: after it, receive() reports a disconnect for any request.
                 watch.stop()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         if cache is not None:
-            cache.finish(response.status, upstream_headers)
+            cache.finish(status, upstream_headers)
 
     async def replay(self, ctx: RequestContext, entry: Entry, policy: TrafficPolicy, send: Send) -> None:
         """Answer from the response cache."""
@@ -385,3 +440,10 @@ class Forwarder:
         body = b"" if ctx.method == "HEAD" or entry.status in _NO_BODY_STATUS else entry.body
         ctx.bytes_sent = len(body)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _is_event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return value.split(b";", 1)[0].strip().lower() == _EVENT_STREAM
+    return False
