@@ -80,6 +80,7 @@ class Gateway:
         # Upstream resilience and traffic policies (circuits.py, cache.py, iprules.py).
         self.health = CircuitRegistry(self.redis, self.keys, poll_seconds=config.health_poll_seconds)
         self.store.on_swap.append(lambda snapshot: self.health.bind(snapshot.upstreams))
+        self.store.on_swap.append(self.forwarder.retain)
         # The cache's own client, with the limiter's short timeouts: a hung Redis costs a lookup
         # at most that long, then the cache is bypassed for a second.
         self.cache_redis = async_client(config.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)

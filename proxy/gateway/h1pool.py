@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Iterable
 
 from proxy.gateway.balancer import Target
 from proxy.gateway.h1client import ConnectFailed, ConnectTimeout, H1Connection
@@ -166,6 +167,14 @@ class UpstreamClient:
                 host, target.port, self.pool_size, context, host if context is not None else None
             )
         return pool
+
+    def retain(self, targets: Iterable[Target]) -> None:
+        """Close the pools of targets no longer configured (called on every snapshot swap), so
+        a target removed by a config change keeps neither sockets nor memory. Connections in
+        use finish their exchange and are closed when they come back."""
+        wanted = {(target.scheme, target.host, target.port) for target in targets}
+        for key in [key for key in self.pools if key not in wanted]:
+            self.pools.pop(key).close()
 
     def close(self) -> None:
         for pool in self.pools.values():

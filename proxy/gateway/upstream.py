@@ -59,6 +59,7 @@ from proxy.gateway.headers import filter_response_headers
 from proxy.gateway.pipeline import Admitted
 from proxy.gateway.policy import TrafficPolicy
 from proxy.gateway.retry import IDEMPOTENT
+from proxy.gateway.snapshot import Snapshot
 from proxy.gateway.types import Receive, Send
 
 __all__ = ["ClientGone", "Forwarder"]
@@ -183,6 +184,11 @@ class Forwarder:
         """The health checks' session (not the forwarding client)."""
         assert self._session is not None, "Forwarder.start() was not awaited"
         return self._session
+
+    def retain(self, snapshot: Snapshot) -> None:
+        """On a snapshot swap: drop the connection pools of targets the new one no longer has."""
+        if self.client is not None:
+            self.client.retain(target for upstream in snapshot.upstreams.values() for target in upstream.targets)
 
     async def close(self) -> None:
         if self.client is not None:

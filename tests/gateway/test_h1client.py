@@ -610,3 +610,39 @@ def test_a_full_pool_hands_returned_connections_to_waiters_and_times_out_the_res
         assert refused.opened == 0
 
     asyncio.run(main())
+
+
+def test_a_target_removed_from_the_configuration_loses_its_pool_and_idle_sockets() -> None:
+    from proxy.gateway.balancer import Target
+    from proxy.gateway.h1pool import UpstreamClient
+
+    async def main() -> None:
+        closed: list[int] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                await reader.read()  # until the gateway closes its end
+            closed.append(1)
+            writer.close()
+
+        servers = [await asyncio.start_server(handle, "127.0.0.1", 0) for _ in range(2)]
+        kept, removed = (Target.parse(f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}") for s in servers)
+        client = UpstreamClient(4)
+        for target in (kept, removed):
+            conn = await client.pool(target).acquire(1.0)
+            conn.begin(False, 1.0)
+            conn.complete = conn.keep_alive = True
+            conn.release()  # idle in its pool
+        client.retain([kept])  # the new snapshot has only `kept`
+        assert [key[2] for key in client.pools] == [kept.port]
+        for _ in range(100):
+            if closed:
+                break
+            await asyncio.sleep(0.01)
+        assert closed == [1]  # the removed target's idle socket was closed; the kept one is open
+        assert client.pools[("http", kept.host, kept.port)].idle
+        client.close()
+        for server in servers:
+            server.close()
+
+    asyncio.run(main())
