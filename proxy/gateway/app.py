@@ -95,6 +95,7 @@ class Gateway:
         )
 
     async def startup(self) -> None:
+        accesslog.start()
         await self.forwarder.start()
         await self.health.start(self.forwarder.session)
         await self.store.start()
@@ -141,6 +142,7 @@ class Gateway:
         self.limiter_conn.close()
         await self.cache_redis.aclose()
         await self.redis.aclose()
+        accesslog.stop()  # every line of a request that finished is written before the exit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The gateway alone as an ASGI app (tests, benchmarks); apigw/asgi.py adds Django."""

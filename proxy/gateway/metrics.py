@@ -81,6 +81,12 @@ QUOTA_USED = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+# Access-log lines dropped because stdout was not read and the writer's queue was full
+# (proxy/gateway/logwriter.py): the loop never waits for the log reader.
+LOG_LINES_DROPPED = Counter(
+    "apigw_log_lines_dropped", "Log lines dropped because the log writer's queue was full (stdout not read)."
+)
+
 # -- Redis -------------------------------------------------------------------------------------
 REDIS_ERRORS = Counter("apigw_redis_errors", "Failed Redis calls, by operation.", ["operation"])
 REDIS_DURATION = Histogram(
