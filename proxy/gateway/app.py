@@ -166,7 +166,12 @@ class Gateway:
                 self.drain.install_signal_handlers()  # after the server's own: they are chained
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
+                try:
+                    await self.shutdown()
+                finally:
+                    # Even if a pool failed to close: uvicorn ends a SIGTERMed process by raising
+                    # the signal again, no atexit hook runs, and queued lines would be lost.
+                    accesslog.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
