@@ -71,7 +71,8 @@ def main() -> int:
         cpu: dict[str, list[float]] = {v: [] for v in args.variants}
         for _ in range(args.rounds):
             for variant in args.variants:
-                cpuwatch.wait_quiet(max_wait=20)
+                if bench.settings.quiet_wait > 0:
+                    cpuwatch.wait_quiet(max_wait=bench.settings.quiet_wait)
                 run_wrk(ports[variant], seconds=1, connections=50, headers=headers[variant], cpus=lay.client)
                 start = cpuwatch.Snapshot.take()
                 server_start = cpuwatch.tree_seconds(pids[variant])
