@@ -304,9 +304,7 @@ class Admission:
         forwarded_for = out.get("X-Forwarded-For")
         out["X-Forwarded-For"] = f"{forwarded_for}, {hop}" if forwarded_for else hop
         out["X-Real-IP"] = ctx.client_ip
-        out["X-Forwarded-Proto"] = (
-            forwarded_proto(ctx.header("x-forwarded-proto"), ctx.scheme) if trusted else ctx.scheme
-        )
+        out["X-Forwarded-Proto"] = self.scheme(ctx)
         if original_host:
             out["X-Forwarded-Host"] = original_host
         out["Via"] = self.via
