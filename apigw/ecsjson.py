@@ -23,6 +23,9 @@ class EcsFormatter(ecs_logging.StdlibFormatter):
     (``extra={"ecs_fields": {...}}``, the access log): ≈17 µs a line instead of ≈77 µs for
     flattening extras and nesting them again, which matters once per request."""
 
+    # proxy/gateway/accesslog.py writes access lines itself when this formatter would (the
+    # same JSON, without a LogRecord); it looks for this mark.
+    ecs_json = True
     _second = -1
     _second_text = ""
 

@@ -213,8 +213,10 @@ LOGGING = {
         "console": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {
+        # Batched: a thread writes the lines every 100 ms (at once for warnings and errors),
+        # never the event loop (proxy/gateway/logwriter.py).
         "stdout": {
-            "class": "logging.StreamHandler",
+            "class": "proxy.gateway.logwriter.BatchedStreamHandler",
             "stream": "ext://sys.stdout",
             "formatter": LOG_FORMAT,
             "filters": ["redact"],

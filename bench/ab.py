@@ -6,6 +6,13 @@
 
 A variant is ``[granian:]module:app[|NAME=VALUE,...]``; ``--path DIR`` puts experiment modules
 (e.g. one that monkeypatches a hot function, then imports the app) on the servers' PYTHONPATH.
+To compare two versions of the code, export the old one (``git archive BASE | tar -x -C /tmp/base``)
+and run it as ``"apigw.asgi:application|PYTHONSAFEPATH=1,PYTHONPATH=/tmp/base"`` (the server's
+working directory, this checkout, is then not on its path).
+
+Each variant reports requests/s and the server's own CPU per request (its process tree's
+utime + stime from /proc over the measured run / requests answered): on a shared machine the CPU
+figure moves much less than requests/s, so it is the one to compare.
 Every variant runs on the server core against the same upstream, each with its own Redis; runs
 are interleaved and the ones other processes disturbed are left out, as in bench.bench.
 """
@@ -34,6 +41,7 @@ def main() -> int:
     bench = Bench(Settings.from_env(), Layout.detect())
     lay = bench.layout
     ports: dict[str, int] = {}
+    pids: dict[str, int] = {}
     headers: dict[str, dict[str, str]] = {}
     try:
         bench.upstream_port, _ = bench.nginx_static("upstream", lay.aux)
@@ -53,35 +61,55 @@ def main() -> int:
                 headers[variant] = fixture.headers
             env["PYTHONPATH"] = ":".join(p for p in (str(ROOT), args.path) if p)
             env.update(dict(kv.split("=", 1) for kv in extra.split(",") if kv))
-            ports[variant], _ = bench.app_server(f"variant-{i}", app, env=env, cpus=lay.server, kind=kind)
+            ports[variant], proc = bench.app_server(f"variant-{i}", app, env=env, cpus=lay.server, kind=kind)
+            pids[variant] = proc.pid
             status, body = http_get(ports[variant], headers=headers[variant])
             if status != 200:
                 print(f"{variant} answered {status}: {body[:200]!r}", file=sys.stderr)
                 return 1
         results: dict[str, list[float]] = {v: [] for v in args.variants}
+        cpu: dict[str, list[float]] = {v: [] for v in args.variants}
         for _ in range(args.rounds):
             for variant in args.variants:
-                cpuwatch.wait_quiet(max_wait=20)
+                if bench.settings.quiet_wait > 0:
+                    cpuwatch.wait_quiet(max_wait=bench.settings.quiet_wait)
                 run_wrk(ports[variant], seconds=1, connections=50, headers=headers[variant], cpus=lay.client)
                 start = cpuwatch.Snapshot.take()
+                server_start = cpuwatch.tree_seconds(pids[variant])
                 result = run_wrk(
                     ports[variant], seconds=args.seconds, connections=50, headers=headers[variant], cpus=lay.client
                 )
+                server_cpu = cpuwatch.tree_seconds(pids[variant]) - server_start
                 foreign = cpuwatch.foreign_cores(start, cpuwatch.Snapshot.take())
+                if result.ok and result.requests:
+                    # CPU per request is kept even from disturbed runs: other processes slow the
+                    # server down, they do not add to its own CPU time (much: caches, SMT).
+                    cpu[variant].append(server_cpu * 1e6 / result.requests)
                 if result.ok and foreign <= DISTURBED:
                     results[variant].append(result.rps)
                 else:
                     print(f"  left out: {variant} (errors or {foreign:.2f} other cores busy)", file=sys.stderr)
         base = statistics.median(results[args.variants[0]]) if results[args.variants[0]] else 0.0
+        base_cpu = statistics.median(cpu[args.variants[0]]) if cpu[args.variants[0]] else 0.0
         for variant, values in results.items():
+            cpu_values = cpu[variant]
+            cpu_text = "no CPU figure"
+            if cpu_values:
+                cpu_median = statistics.median(cpu_values)
+                cpu_text = (
+                    f"CPU {cpu_median:6.1f} µs/request ({min(cpu_values):.1f}–{max(cpu_values):.1f},"
+                    f" n={len(cpu_values)}) {cpu_median / base_cpu - 1:+.1%}"
+                    if base_cpu
+                    else ""
+                )
             if not values:
-                print(f"{variant:50} no undisturbed run")
+                print(f"{variant:50} no undisturbed run for requests/s; {cpu_text}")
                 continue
             median = statistics.median(values)
             change = f"{median / base - 1:+.1%}" if base else ""
             print(
-                f"{variant:50} {median:8,.0f} rps ({min(values):,.0f}–{max(values):,.0f}, n={len(values)})"
-                f"  {1e6 / median:6.1f} µs/request  {change}"
+                f"{variant:50} {median:8,.0f} rps ({min(values):,.0f}–{max(values):,.0f}, n={len(values)}) {change}"
+                f"  {cpu_text}"
             )
         return 0
     finally:

@@ -2,8 +2,8 @@
 
 Environment: BENCH_DURATION (seconds per measurement, default 5), BENCH_ROUNDS (3), BENCH_WARMUP
 (seconds of unmeasured load before each measurement, 1), BENCH_CONNECTIONS (50),
-BENCH_SCENARIOS (comma list of keys to run, default all: a,b,c,d,d-granian,e,e-granian,f,g-direct,
-g-public,g-full), BENCH_ROUTE_ITERATIONS (200000; 0 skips the route benchmark), BENCH_NO_NGINX=1
+BENCH_SCENARIOS (comma list of keys to run, default all: a,b,c,c-httpx,d,d-granian,e,e-granian,f,
+g-direct,g-public,g-full), BENCH_ROUTE_ITERATIONS (200000; 0 skips the route benchmark), BENCH_NO_NGINX=1
 (use the ASGI responder as upstream, no (b)), BENCH_QUIET_WAIT (seconds to wait at most, before
 each measurement, for other processes on the machine to go quiet; 10, 0 = don't wait).
 
@@ -301,6 +301,16 @@ class Bench:
                 self.add("c2", port=port, server=proc)
 
             self._try(("c2",), start_c2)
+        if self.wanted("c-httpx"):
+
+            def start_c_httpx() -> None:
+                env = self.gateway_env("")
+                port, proc = self.app_server(
+                    "passthrough-httpx", "bench.passthrough_httpx:app", env=env, cpus=lay.server, http="httptools"
+                )
+                self.add("c-httpx", port=port, server=proc)
+
+            self._try(("c-httpx",), start_c_httpx)
         if self.wanted("d", "g-public"):
 
             def start_d() -> None:
@@ -401,6 +411,8 @@ class Bench:
                 cpus=self.layout.client,
             )
         before = redisstats.command_counts(scenario.redis_url) if scenario.redis_url else None
+        redis_cpu = redisstats.cpu(scenario.redis_url) if scenario.redis_url else None
+        server_cpu = cpuwatch.tree_seconds(scenario.server.pid) if scenario.server is not None else None
         cpu_start = cpuwatch.Snapshot.take()
         result = run_wrk(
             scenario.port,
@@ -409,6 +421,8 @@ class Bench:
             headers=scenario.headers,
             cpus=self.layout.client,
         )
+        if server_cpu is not None and scenario.server is not None:
+            server_cpu = cpuwatch.tree_seconds(scenario.server.pid) - server_cpu
         foreign = round(cpuwatch.foreign_cores(cpu_start, cpuwatch.Snapshot.take()), 3)
         row: dict[str, Any] = {
             "round": round_no,
@@ -428,6 +442,19 @@ class Bench:
             "non_2xx": result.non_2xx,
             "socket_errors": result.socket_errors,
         }
+        if server_cpu is not None and result.requests:
+            # The server's own CPU (its process tree, from /proc) per request wrk saw answered:
+            # steadier than requests/s on a shared machine, and what a second worker must not raise.
+            row["server_cpu_us_per_request"] = round(server_cpu * 1e6 / result.requests, 1)
+        if redis_cpu is not None and scenario.redis_url:
+            row.update(
+                {
+                    f"redis_{k}_per_request": v
+                    for k, v in redisstats.cpu_per_request(
+                        redis_cpu, redisstats.cpu(scenario.redis_url), result.requests
+                    ).items()
+                }
+            )
         if before is not None and scenario.redis_url:
             executed = redisstats.delta(before, redisstats.command_counts(scenario.redis_url))
             row["redis_executed"] = executed
@@ -450,9 +477,12 @@ class Bench:
                 scenario.runs.append(row)
                 redis_note = (
                     f"  Redis ops/req {row['redis_ops_per_request']:.3f}"
+                    f"  Redis CPU {row.get('redis_used_cpu_us_per_request', 0):.1f} µs/req"
                     if row.get("redis_ops_per_request") is not None
                     else ""
                 )
+                if row.get("server_cpu_us_per_request") is not None:
+                    redis_note = f"  CPU {row['server_cpu_us_per_request']:6.1f} µs/req" + redis_note
                 flag = "" if row["ok"] else f"  ! non-2xx {row['non_2xx']}, socket errors {row['socket_errors']}"
                 if row["disturbed"]:
                     flag += f"  ! other processes used {row['foreign_cores']:.2f} cores meanwhile"
@@ -685,7 +715,7 @@ def main() -> int:
                     f"  p99.9 {row['p999_us']:7.2f}  (table built in {row['build_ms']} ms)"
                 )
     print()
-    print("targets (issue 4):")
+    print("targets (issues 4 and 17):")
     print(report.targets_text(target_rows))
     print(f"\nresults: {path.relative_to(ROOT)} (and bench/results/latest.json)")
     return 0

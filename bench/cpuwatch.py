@@ -1,7 +1,10 @@
-"""CPU used by processes that are not the benchmark's, during a measurement.
+"""CPU used by the servers under test, and by processes that are not the benchmark's, during a
+measurement.
 
 The machine may be shared (other test runs): every measurement records how much CPU the rest of
-the machine took meanwhile, and waits (bounded) for a quiet moment before it starts.
+the machine took meanwhile, and waits (bounded) for a quiet moment before it starts. CPU per
+request is measured from the server's own process tree (``tree_seconds``), which other processes
+cannot inflate: on a shared machine it is a steadier figure than requests/s.
 """
 
 from __future__ import annotations
@@ -42,17 +45,7 @@ def _process_table() -> dict[int, tuple[int, float]]:
 
 def _own_seconds() -> float:
     """CPU of this process and every live descendant (wrk's is in our cutime once reaped)."""
-    table = _process_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    total, stack = 0.0, [os.getpid()]
-    while stack:
-        pid = stack.pop()
-        if pid in table:
-            total += table[pid][1]
-        stack.extend(children.get(pid, ()))
-    return total
+    return tree_seconds(os.getpid())
 
 
 @dataclass
@@ -84,3 +77,19 @@ def wait_quiet(*, threshold: float = 0.1, window: float = 0.5, max_wait: float =
         load = foreign_cores(start, Snapshot.take())
         if load < threshold or time.monotonic() > deadline:
             return load
+
+
+def tree_seconds(pid: int) -> float:
+    """CPU seconds (utime + stime, and those of reaped children) of ``pid`` and every live
+    descendant: a server's own cost, workers included (uvicorn --workers, nginx workers)."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for child, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(child)
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        if current in table:
+            total += table[current][1]
+        stack.extend(children.get(current, ()))
+    return total

@@ -37,6 +37,29 @@ def command_counts(url: str) -> dict[str, int]:
     return counts
 
 
+def cpu(url: str) -> dict[str, float]:
+    """Redis's CPU so far: ``used_cpu`` (user + sys seconds, INFO cpu) and the microseconds spent
+    in each command (INFO commandstats ``usec``; a script's inner calls are inside EVALSHA's)."""
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    out = {"used_cpu": float(info["used_cpu_user"]) + float(info["used_cpu_sys"])}
+    out.update({"usec:" + name.removeprefix("cmdstat_"): float(v["usec"]) for name, v in stats.items()})
+    return out
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    """Redis µs per request: all of its CPU (``used_cpu_us``), and the EVALSHA calls' own time."""
+    if not requests:
+        return {}
+    used = (after["used_cpu"] - before["used_cpu"]) * 1e6 / requests
+    evalsha = (after.get("usec:evalsha", 0.0) - before.get("usec:evalsha", 0.0)) / requests
+    return {"used_cpu_us": round(used, 2), "evalsha_us": round(evalsha, 2)}
+
+
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 

@@ -95,6 +95,7 @@ class Gateway:
         )
 
     async def startup(self) -> None:
+        accesslog.start()
         await self.forwarder.start()
         await self.health.start(self.forwarder.session)
         await self.store.start()
@@ -141,6 +142,7 @@ class Gateway:
         self.limiter_conn.close()
         await self.cache_redis.aclose()
         await self.redis.aclose()
+        accesslog.stop()  # every line of a request that finished is written before the exit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The gateway alone as an ASGI app (tests, benchmarks); apigw/asgi.py adds Django."""
@@ -164,7 +166,12 @@ class Gateway:
                 self.drain.install_signal_handlers()  # after the server's own: they are chained
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
+                try:
+                    await self.shutdown()
+                finally:
+                    # Even if a pool failed to close: uvicorn ends a SIGTERMed process by raising
+                    # the signal again, no atexit hook runs, and queued lines would be lost.
+                    accesslog.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

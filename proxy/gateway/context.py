@@ -79,7 +79,12 @@ class RequestContext:
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         headers: dict[str, list[str]] = {}
         for name, value in raw_headers:
-            headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+            key = name.decode("latin-1").lower()
+            values = headers.get(key)
+            if values is None:  # no empty list built for setdefault on every header
+                headers[key] = [value.decode("latin-1")]
+            else:
+                values.append(value.decode("latin-1"))
         request_ids = headers.get("x-request-id")
         client = scope.get("client")
         host_values = headers.get("host")

@@ -92,10 +92,17 @@ def request_id_from(value: str | None) -> str:
     return os.urandom(16).hex()  # what uuid4().hex carries, without building a UUID
 
 
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+
+
 def filter_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    raw = list(raw)
-    drop = set(HOP_BY_HOP)
-    for name, value in raw:
-        if name.lower() == b"connection":
-            drop.update(t.strip().lower() for t in value.decode("latin-1").split(",") if t.strip())
-    return [(n.lower(), v) for n, v in raw if n.decode("latin-1").lower() not in drop]
+    # Once per response: names compared as bytes (lower-cased once each), and a set of its own
+    # only when the response has a Connection header naming more hop-by-hop headers.
+    lowered = [(name.lower(), value) for name, value in raw]
+    named: set[bytes] | None = None
+    for name, value in lowered:
+        if name == b"connection":
+            named = named if named is not None else set()
+            named.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    drop = _HOP_BY_HOP_BYTES if named is None else _HOP_BY_HOP_BYTES | named
+    return [pair for pair in lowered if pair[0] not in drop]

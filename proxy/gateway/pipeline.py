@@ -59,6 +59,10 @@ from proxy.gateway.vocabulary import RedisKeys, ip_caller, last_used_field, plan
 
 # Characters left as they are when a decoded path is encoded again for the upstream.
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# Request headers never forwarded (Admission.upstream_headers); proxy claims travel on only from
+# a trusted proxy.
+_DROP_FROM_TRUSTED = HOP_BY_HOP | GATEWAY_OWNED | HANDSHAKE | URL_OVERRIDES
+_DROP = _DROP_FROM_TRUSTED | PROXY_CLAIMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +279,12 @@ class Admission:
         proxy claims unless a trusted proxy made them, names with "_" (nginx's default: a server
         that maps "_" to "-" would read ``X_Partner_ID`` as the gateway's header) and a consumed
         key; then the route's transform; then the gateway's own headers, which always win."""
-        drop = HOP_BY_HOP | GATEWAY_OWNED | HANDSHAKE | URL_OVERRIDES | connection_tokens(ctx.headers)
-        if not self.trusted_peer(ctx):
-            drop = drop | PROXY_CLAIMS
+        trusted = self.trusted_peer(ctx)
+        # The fixed part of the set is built once (module level); a set of its own only when
+        # the request adds names (a Connection header's tokens, a consumed key header).
+        drop: frozenset[str] | set[str] = _DROP_FROM_TRUSTED if trusted else _DROP
+        if "connection" in ctx.headers:
+            drop = drop | connection_tokens(ctx.headers)
         if ctx.consumed_header:
             drop = drop | {ctx.consumed_header}
         out: CIMultiDict[str] = CIMultiDict()

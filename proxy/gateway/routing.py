@@ -384,7 +384,7 @@ class RouteTable:
         protocol: str = "http",
     ) -> RouteMatch:
         """The winning route for a request, or RouteNotFound / MethodNotAllowed."""
-        allowed: set[str] = set()
+        allowed: set[str] | None = None  # built only for a 405
         query: dict[str, list[str]] | None = None
         for route in self.candidates(host, path):
             if protocol not in route.protocols:
@@ -400,7 +400,7 @@ class RouteTable:
                 if not all(m.test(query.get(m.name)) for m in route.query_matchers):
                     continue
             if route.methods and method not in route.methods:
-                allowed |= route.methods
+                allowed = set(route.methods) if allowed is None else allowed | route.methods
                 continue
             return RouteMatch(route, matched[0], matched[1])
         if allowed:
