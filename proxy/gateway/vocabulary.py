@@ -9,8 +9,8 @@ several deployments, or a test run, can share one Redis and clean up only their 
 | ``{p}config:version``                         | integer | control plane (INCR)      | gateways (poll)    |
 | ``{p}config:changed``                         | channel | control plane (PUBLISH)   | gateways (SUBSCRIBE)|
 | ``{p}config:snapshot``                        | hash    | gateways (last good)      | gateways (DB down) |
-| ``{p}<t>rl:<subject>:<product>:<period>``     | hash    | limiter script (buckets)  | limiter script     |
-| ``{p}<t>rl:route<id>:<caller>:<period>``      | hash    | limiter script            | limiter script     |
+| ``{p}<t>rl:<subject>:<product>:<period>``     | hash    | limiter script (buckets)  | limiter, explain   |
+| ``{p}<t>rl:route<id>:<caller>:<period>``      | hash    | limiter script            | limiter, explain   |
 | ``{p}<t>q:<subject>:<product>:<period>:<window>`` | integer | limiter script        | limiter, explain, portal |
 | ``{p}<t>usage``                               | hash    | limiter script            | usage flusher      |
 | ``{p}<t>usage:batch:<id>``                    | hash    | usage flusher (RENAME)    | usage flusher      |
@@ -21,7 +21,10 @@ several deployments, or a test run, can share one Redis and clean up only their 
 | ``{p}<t>ws:<subject>``                        | zset    | gateways (socket leases)  | gateways           |
 
 ``<subject>`` is ``k<key id>`` or ``p<partner id>`` (the plan's scope); ``<caller>`` is the
-subject, or ``ip<address>`` on public routes. ``{p}circuits`` maps ``<upstream>|<target url>`` to
+subject, or ``ip<address>`` on public routes. An ``rl:`` hash is one sliding window: bucket
+index → count, plus ``t`` (total), ``o`` (oldest bucket) and ``l`` (newest) so that a request
+reads and writes it once (ratelimit.lua).
+``{p}circuits`` maps ``<upstream>|<target url>`` to
 ``"<until ms> <openings>"`` of an ejected target (circuits.py; entries go when the target
 recovers). A cache entry is ``<route id or name>`` plus the SHA-256 of the request's identity
 (cache.py); it expires with its TTL. A socket lease is a member per open WebSocket scored by its
