@@ -363,9 +363,8 @@ def limits_for(keys: RedisKeys, identity: Identity | None, route: Route, client_
     if identity is None:
         caller = ip_caller(client_ip)
         tag = keys.ip_tag(client_ip)
-        return Check(
-            [keys.route_rate(tag, route_id, caller, r.period) for r in policy.rules], list(policy.rules), "", "", tag
-        )
+        ip_keys = [keys.route_rate(tag, route_id, caller, r.period) for r in policy.rules]
+        return Check(ip_keys, list(policy.rules), "", "", tag)
     key, partner, plan = identity.key, identity.partner, identity.plan
     tag = keys.partner_tag(partner.id)
     caller = plan_subject("key", partner_id=partner.id, key_id=key.id if key is not None else None)

@@ -130,6 +130,17 @@ def rate_window(buckets: Mapping[int, int], rule: Rule, now_ms: int) -> tuple[in
     return count, reset_ms
 
 
+def window_buckets(fields: Mapping[Any, Any]) -> dict[int, int]:
+    """A window's sub-buckets from its hash (ratelimit.lua: bucket index → count, beside the
+    script's own ``t``/``o``/``l`` fields)."""
+    buckets = {}
+    for raw, count in fields.items():
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if name.isdigit():
+            buckets[int(name)] = int(count)
+    return buckets
+
+
 def quota_reset_ms(rule: Rule, now: float) -> int:
     return int(quota_window(rule.period, now)[1] * 1000) - int(now * 1000)
 
@@ -205,7 +216,7 @@ class LimitPeek:
             try:
                 if rule.kind == "r":
                     raw = self.client.hgetall(key)
-                    count, reset_ms = rate_window({int(i): int(c) for i, c in raw.items()}, rule, now_ms)
+                    count, reset_ms = rate_window(window_buckets(raw), rule, now_ms)
                 else:
                     count, reset_ms = int(self.client.get(key) or 0), quota_reset_ms(rule, now)
             except (RedisError, OSError) as exc:
@@ -230,6 +241,9 @@ class Limiter:
         # it alone): the others' limits stay exact, so the limiter never backs off from all.
         self._backs_off = not getattr(conn, "fails_alone", False)
         self._down_until = 0.0
+        # key's last-used field → the second last sent: a key's last-used time is written once a
+        # second, not once a request (a command less inside Redis for most requests).
+        self._last_used_sent: dict[str, int] = {}
         self.degraded = False  # True while Redis is unreachable
         self._task: asyncio.Task[None] | None = None
 
@@ -237,6 +251,7 @@ class Limiter:
     def _take_deltas(self, tag: str, limit: int) -> Deltas:
         pending = self.pending.get(tag)
         if not pending:
+            self.pending.pop(tag, None)
             return []
         if len(pending) <= limit:
             del self.pending[tag]
@@ -278,7 +293,15 @@ class Limiter:
                 args += ["r", rule.limit, window, bucket]
             else:
                 args += ["q", rule.limit, int(quota_window(rule.period, now)[1] * 1000), 0]
-        args += [check.usage_prefix, check.last_used_field, int(now)]
+        last_used, second = check.last_used_field, int(now)
+        if last_used:
+            if self._last_used_sent.get(last_used) == second:
+                last_used = ""
+            else:
+                if len(self._last_used_sent) > 100_000:  # bounded: forget, at worst write again
+                    self._last_used_sent.clear()
+                self._last_used_sent[last_used] = second
+        args += [check.usage_prefix, last_used, second]
         return args
 
     async def check(self, ctx: RequestContext, check: Check) -> None:
@@ -340,6 +363,11 @@ class Limiter:
 
     # -- background flush of deltas when traffic is idle ---------------------------------------
     async def start(self) -> None:
+        # Load the script (on every primary of a cluster) and read the slot map before traffic:
+        # the first requests must not spend their deadline on NOSCRIPT and retries. Redis may be
+        # down now; the first call then does it.
+        with contextlib.suppress(RedisError, OSError):
+            await self.conn.load_script(SCRIPT)
         self._task = asyncio.create_task(self._flush_idle(), name="usage-deltas")
 
     async def stop(self) -> None:

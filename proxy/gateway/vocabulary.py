@@ -9,8 +9,8 @@ several deployments, or a test run, can share one Redis and clean up only their 
 | ``{p}config:version``                         | integer | control plane (INCR)      | gateways (poll)    |
 | ``{p}config:changed``                         | channel | control plane (PUBLISH)   | gateways (SUBSCRIBE)|
 | ``{p}config:snapshot``                        | hash    | gateways (last good)      | gateways (DB down) |
-| ``{p}<t>rl:<subject>:<product>:<period>``     | hash    | limiter script (buckets)  | limiter script     |
-| ``{p}<t>rl:route<id>:<caller>:<period>``      | hash    | limiter script            | limiter script     |
+| ``{p}<t>w2:rl:<subject>:<product>:<period>``  | hash    | limiter script (buckets)  | limiter, explain   |
+| ``{p}<t>w2:rl:route<id>:<caller>:<period>``   | hash    | limiter script            | limiter, explain   |
 | ``{p}<t>q:<subject>:<product>:<period>:<window>`` | integer | limiter script        | limiter, explain, portal |
 | ``{p}<t>usage``                               | hash    | limiter script            | usage flusher      |
 | ``{p}<t>usage:batch:<id>``                    | hash    | usage flusher (RENAME)    | usage flusher      |
@@ -21,7 +21,13 @@ several deployments, or a test run, can share one Redis and clean up only their 
 | ``{p}<t>ws:<subject>``                        | zset    | gateways (socket leases)  | gateways           |
 
 ``<subject>`` is ``k<key id>`` or ``p<partner id>`` (the plan's scope); ``<caller>`` is the
-subject, or ``ip<address>`` on public routes. ``{p}circuits`` maps ``<upstream>|<target url>`` to
+subject, or ``ip<address>`` on public routes. An ``rl:`` hash is one sliding window: bucket
+index → count, plus ``t`` (total), ``o`` (oldest bucket) and ``l`` (newest) so that a request
+reads and writes it once (ratelimit.lua). ``w2:`` names that layout: the script before it read
+every field as a bucket and would fail on ``t``, so during a rolling upgrade the two versions
+count in different hashes (limits looser by at most one window, never an error), and the old
+hashes expire by themselves.
+``{p}circuits`` maps ``<upstream>|<target url>`` to
 ``"<until ms> <openings>"`` of an ejected target (circuits.py; entries go when the target
 recovers). A cache entry is ``<route id or name>`` plus the SHA-256 of the request's identity
 (cache.py); it expires with its TTL. A socket lease is a member per open WebSocket scored by its
@@ -182,10 +188,10 @@ class RedisKeys:
 
     # -- names -------------------------------------------------------------------------------------
     def rate(self, tag: str, subject: str, product: str, period: str) -> str:
-        return f"{self.prefix}{tag}rl:{subject}:{product}:{period}"
+        return f"{self.prefix}{tag}w2:rl:{subject}:{product}:{period}"
 
     def route_rate(self, tag: str, route: Any, caller: str, period: str) -> str:
-        return f"{self.prefix}{tag}rl:route{route}:{caller}:{period}"
+        return f"{self.prefix}{tag}w2:rl:route{route}:{caller}:{period}"
 
     def quota(self, tag: str, subject: str, product: str, period: str, window: str) -> str:
         return f"{self.prefix}{tag}q:{subject}:{product}:{period}:{window}"

@@ -44,7 +44,7 @@ def test_a_request_s_keys_share_one_slot() -> None:
         identity = SimpleNamespace(partner=SimpleNamespace(id=4242), key=SimpleNamespace(id=99), plan=plan, product="p")
         check = limits_for(keys, cast(Any, identity), cast(Any, route), "203.0.113.9", 1_800_000_000.0)
         touched = [*check.keys, keys.usage_key(check.tag)]
-        assert len(touched) == 4
+        assert len(touched) == 4 and len(set(touched)) == 4
         assert {key_slot(k) for k in touched} == {key_slot(keys.partner_tag(4242))}
     anonymous = limits_for(keys, None, cast(Any, route), "203.0.113.9", 1_800_000_000.0)
     assert {key_slot(k) for k in [*anonymous.keys, keys.usage_key(anonymous.tag)]} == {
@@ -55,8 +55,8 @@ def test_a_request_s_keys_share_one_slot() -> None:
 def test_tags_follow_the_partner_and_vanish_on_a_single_redis() -> None:
     cluster, single = RedisKeys("apigw:", cluster=True), RedisKeys("apigw:")
     assert cluster.partner_tag(5) == cluster.partner_tag(5 + CLUSTER_TAGS) == "{s5}"
-    assert cluster.rate(cluster.partner_tag(5), "k1", "p", "minute") == "apigw:{s5}rl:k1:p:minute"
-    assert single.rate(single.partner_tag(5), "k1", "p", "minute") == "apigw:rl:k1:p:minute"  # unchanged names
+    assert cluster.rate(cluster.partner_tag(5), "k1", "p", "minute") == "apigw:{s5}w2:rl:k1:p:minute"
+    assert single.rate(single.partner_tag(5), "k1", "p", "minute") == "apigw:w2:rl:k1:p:minute"  # no tag
     assert single.usage_keys() == ("apigw:usage",) and len(cluster.usage_keys()) == CLUSTER_TAGS
     assert cluster.ip_tag("2001:db8::1") == cluster.ip_tag("2001:db8::1") in cluster.tags
     # The 64 tags spread over the slots, so over the primaries (no two share a slot).
