@@ -28,6 +28,7 @@ Every Redis here is started by this script on free loopback ports (one plain ``r
 with ``--cluster`` a 3-primary cluster through localcluster/redis_cluster.py) and stopped by PID.
 
     python -m bench.capacity [--calls 100000] [--keys 1000] [--partners 100] [--cluster] [--redis-benchmark] [--json]
+    python -m bench.capacity --script old.lua     # another version of the script, same arguments
 """
 
 from __future__ import annotations
@@ -121,9 +122,13 @@ def cpu_seconds(client: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
-def evalsha_stats(client: redis.Redis) -> tuple[int, float]:
-    stats = client.info("commandstats").get("cmdstat_evalsha", {})
-    return int(stats.get("calls", 0)), float(stats.get("usec", 0))
+def evalsha_stats(client: redis.Redis) -> tuple[int, float, int]:
+    """EVALSHA calls and usec, and the commands the scripts ran inside (all other commands but
+    the INFO this reads with)."""
+    stats = client.info("commandstats")
+    evalsha = stats.get("cmdstat_evalsha", {})
+    inside = sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_evalsha", "cmdstat_info"))
+    return int(evalsha.get("calls", 0)), float(evalsha.get("usec", 0)), inside
 
 
 def drive(
@@ -152,8 +157,10 @@ def drive(
         made += pipeline * len(clients)
     wall = time.perf_counter() - started
     nodes = []
-    for client, (cpu0, calls0, usec0) in zip(clients, before, strict=True):
-        calls1, usec1 = evalsha_stats(client)
+    inside = 0
+    for client, (cpu0, calls0, usec0, inside0) in zip(clients, before, strict=True):
+        calls1, usec1, inside1 = evalsha_stats(client)
+        inside += inside1 - inside0
         cpu = cpu_seconds(client) - cpu0
         n = calls1 - calls0
         nodes.append(
@@ -173,6 +180,7 @@ def drive(
         "redis_cpu_us_per_call": round(cpu_per_call, 2),
         "script_us_per_call": round(sum(n["script_us_per_call"] * n["calls"] for n in nodes) / calls_made, 2),
         "calls_per_s_per_core": round(1e6 / cpu_per_call),
+        "commands_inside_per_call": round(inside / calls_made, 2),
         "nodes": nodes,
     }
 
@@ -238,7 +246,7 @@ def single(args: argparse.Namespace) -> dict[str, Any]:
         node = RedisNode(Path(tmp), node_timeout_ms=None).start_and_wait()
         try:
             client = redis.Redis(port=node.port)
-            sha = client.script_load(SCRIPT)
+            sha = client.script_load(args.script_text)
             calls = calls_for(RedisKeys(PREFIX), args.keys, args.partners, time.time())
             if args.warm:
                 warm([client], sha, calls, args.deltas)
@@ -267,7 +275,7 @@ def cluster(args: argparse.Namespace) -> dict[str, Any]:
                 owner[slot] = index
         sha = ""
         for client in clients:
-            sha = client.script_load(SCRIPT)
+            sha = client.script_load(args.script_text)
         calls = calls_for(RedisKeys(PREFIX, cluster=True), args.keys, args.partners, time.time())
         for call in calls:
             slots = {key_slot(k.encode()) for k in call.keys}
@@ -307,9 +315,16 @@ def main() -> None:
     parser.add_argument(
         "--no-warm", dest="warm", action="store_false", help="start from empty counters (a quiet key's cost)"
     )
+    parser.add_argument(
+        "--script",
+        type=Path,
+        help="another version of ratelimit.lua with the same arguments, for an A/B "
+        "(git show 948d601:proxy/gateway/ratelimit.lua > old.lua)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
+    args.script_text = args.script.read_text() if args.script else SCRIPT
+    sha = hashlib.sha1(args.script_text.encode()).hexdigest()
     result: dict[str, Any] = {"script_sha1": sha, "single": single(args)}
     single_rate = result["single"]["limiter"]["calls_per_s_per_core"]
     result["single"]["gateway_cores"] = gateway_cores(single_rate)
@@ -329,7 +344,8 @@ def report(result: dict[str, Any]) -> Iterator[str]:
     yield f"limiter script sha1 {result['script_sha1'][:12]}, {single_['keys_per_call']} keys per call"
     yield (
         f"one Redis: {lim['redis_cpu_us_per_call']} µs Redis CPU per call "
-        f"(script alone {lim['script_us_per_call']} µs), {lim['calls_per_s_per_core']:,} calls/s per core; "
+        f"(script alone {lim['script_us_per_call']} µs, {lim['commands_inside_per_call']} commands inside), "
+        f"{lim['calls_per_s_per_core']:,} calls/s per core; "
         f"driver reached {lim['driver_calls_per_s']:,}/s with Redis {lim['nodes'][0]['busy']:.0%} busy"
     )
     cores = single_["gateway_cores"]
