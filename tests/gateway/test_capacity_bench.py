@@ -26,7 +26,15 @@ def test_the_calls_are_the_gateways_and_share_a_slot_on_a_cluster() -> None:
 
 def test_a_small_run_on_its_own_redis_measures_cpu_per_call() -> None:
     args = argparse.Namespace(
-        calls=600, keys=20, partners=4, deltas=2, pipeline=50, seconds=30.0, warm=True, redis_benchmark=False
+        calls=600,
+        keys=20,
+        partners=4,
+        deltas=2,
+        pipeline=50,
+        seconds=30.0,
+        warm=True,
+        redis_benchmark=False,
+        script_text=capacity.SCRIPT,
     )
 
     result = capacity.single(args)
@@ -34,5 +42,6 @@ def test_a_small_run_on_its_own_redis_measures_cpu_per_call() -> None:
     limiter = result["limiter"]
     assert limiter["calls"] == 600  # every call admitted (drive raises on a refusal)
     assert limiter["redis_cpu_us_per_call"] > 0 and limiter["calls_per_s_per_core"] > 0
+    assert limiter["commands_inside_per_call"] >= 1  # the script's own commands, counted by Redis
     assert result["keys_per_call"] == 4  # plan minute + day quota + route second + usage hash
     assert result["websocket_leases"]["redis_cpu_us_per_lease_renewal"] > 0
