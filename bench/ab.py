@@ -7,8 +7,19 @@
 A variant is ``[granian:]module:app[|NAME=VALUE,...]``; ``--path DIR`` puts experiment modules
 (e.g. one that monkeypatches a hot function, then imports the app) on the servers' PYTHONPATH.
 To compare two versions of the code, export the old one (``git archive BASE | tar -x -C /tmp/base``)
-and run it as ``"apigw.asgi:application|PYTHONSAFEPATH=1,PYTHONPATH=/tmp/base"`` (the server's
-working directory, this checkout, is then not on its path).
+and load it through an experiment module on ``--path``: ``/tmp/ab/oldtree.py`` puts /tmp/base
+first on ``sys.path``, drops the project's modules already imported (uvicorn imports the edge
+protocol before the app) and then imports the app from the old tree. PYTHONPATH alone is not
+enough: uvicorn puts its working directory (this checkout) first on ``sys.path`` (``--app-dir``).
+
+    # /tmp/ab/oldtree.py
+    import sys
+    sys.path.insert(0, "/tmp/base")
+    for name in [m for m in sys.modules if m.split(".")[0] in ("proxy", "apigw", "bench")]:
+        del sys.modules[name]
+    from apigw.asgi import application          # or: from bench.gateway_app import app
+
+    python -m bench.ab --full --path /tmp/ab oldtree:application apigw.asgi:application
 
 Each variant reports requests/s and the server's own CPU per request (its process tree's
 utime + stime from /proc over the measured run / requests answered): on a shared machine the CPU
