@@ -65,6 +65,40 @@ def _changed(model: type[models.Model], before: dict[str, Any] | None, after: di
     return sorted(k for k in after.keys() | before.keys() if k not in ignored and before.get(k) != after.get(k))
 
 
+def _who(actor: Any) -> dict[str, Any]:
+    """The acting fields of an entry (the context's actor, or the system)."""
+    if actor is None:
+        return {"actor": None, "actor_label": "", "source": "system", "remote_addr": None}
+    return {
+        "actor": actor.resolved_user(),
+        "actor_label": actor.resolved_label(),
+        "source": actor.source,
+        "remote_addr": actor.remote_addr(),
+    }
+
+
+def _entry(
+    who: dict[str, Any],
+    instance: models.Model,
+    action: str,
+    content_type: ContentType,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    changed: list[str],
+) -> AuditLog:
+    """An unsaved entry for one change; secrets in ``before``/``after`` redacted."""
+    return AuditLog(
+        **who,
+        action=action,
+        content_type=content_type,
+        object_id=str(instance.pk),
+        object_repr=str(instance)[:200],
+        before=_redact(before),
+        after=_redact(after),
+        changed_fields=changed,
+    )
+
+
 def record(instance: models.Model, action: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
     """Write (or extend) the audit entry for one change of ``instance``."""
     model = type(instance)
@@ -82,19 +116,8 @@ def record(instance: models.Model, action: str, before: dict[str, Any] | None, a
             entry.changed_fields = sorted(set(entry.changed_fields) | set(changed))
         entry.save(update_fields=["after", "changed_fields"])
         return
-    entry = AuditLog.objects.create(
-        actor=actor.resolved_user() if actor else None,
-        actor_label=actor.resolved_label() if actor else "",
-        source=actor.source if actor else "system",
-        action=action,
-        content_type=content_type,
-        object_id=str(instance.pk),
-        object_repr=str(instance)[:200],
-        before=_redact(before),
-        after=_redact(after),
-        changed_fields=changed,
-        remote_addr=actor.remote_addr() if actor else None,
-    )
+    entry = _entry(_who(actor), instance, action, content_type, before, after, changed)
+    entry.save()
     if actor is not None and action != "delete":
         actor.written[object_key] = entry
 
@@ -104,11 +127,7 @@ def record_many(changes: Sequence[tuple[models.Model, str, dict[str, Any] | None
     the same entries, one per changed object, written in one INSERT per batch. ``before`` and
     ``after`` are ``state()`` of the object before and after the change."""
     actor = context.current()
-    # Who made them is the same for every entry: asked once, not once per object.
-    user = actor.resolved_user() if actor else None
-    label = actor.resolved_label() if actor else ""
-    source = actor.source if actor else "system"
-    remote_addr = actor.remote_addr() if actor else None
+    who = _who(actor)  # the same for every entry: asked once, not once per object
     entries: list[tuple[tuple[int, str], AuditLog]] = []
     for instance, action, before, after in changes:
         model = type(instance)
@@ -120,19 +139,7 @@ def record_many(changes: Sequence[tuple[models.Model, str, dict[str, Any] | None
         if actor is not None and action == "update" and key in actor.written:
             record(instance, action, before, after)  # extends the entry made earlier in this context
             continue
-        entry = AuditLog(
-            actor=user,
-            actor_label=label,
-            source=source,
-            action=action,
-            content_type=content_type,
-            object_id=str(instance.pk),
-            object_repr=str(instance)[:200],
-            before=_redact(before),
-            after=_redact(after),
-            changed_fields=changed,
-            remote_addr=remote_addr,
-        )
+        entry = _entry(who, instance, action, content_type, before, after, changed)
         entries.append((key, entry))
     AuditLog.objects.bulk_create([entry for _, entry in entries], batch_size=BATCH)
     if actor is not None:
