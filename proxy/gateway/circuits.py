@@ -29,8 +29,7 @@ from proxy.gateway import metrics
 from proxy.gateway.balancer import Upstream
 from proxy.gateway.breaker import CLOSED, OPEN, Circuit
 from proxy.gateway.probes import Prober
-from proxy.gateway.redis_urls import AsyncClient
-from proxy.gateway.redis_urls import pubsub as open_pubsub
+from proxy.gateway.redis_urls import AsyncClient, listen
 from proxy.gateway.tasks import cancel_all
 from proxy.gateway.vocabulary import RedisKeys
 
@@ -177,22 +176,16 @@ class CircuitRegistry:
             circuit.close(local=False)
 
     async def _listen(self) -> None:
-        while True:
-            pubsub = None
-            try:
-                pubsub = await open_pubsub(self.redis)
-                await pubsub.subscribe(self.keys.circuits_channel)
-                await self.poll()  # what changed while we were not listening
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self.apply(_text(message["data"]))
-            except (RedisError, OSError) as exc:
-                self._warn("circuit channel lost (%s); retrying, the poll covers the gap", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+        async def on_message(data: bytes | str) -> None:
+            self.apply(_text(data))
+
+        await listen(
+            self.redis,
+            self.keys.circuits_channel,
+            on_message,
+            on_subscribed=self.poll,  # what changed while we were not listening
+            on_lost=lambda exc: self._warn("circuit channel lost (%s); retrying, the poll covers the gap", exc),
+        )
 
     async def poll(self) -> None:
         stored = await self.redis.hgetall(self.keys.circuits)

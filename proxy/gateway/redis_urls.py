@@ -15,6 +15,9 @@ The limiter's own lean connection has its cluster twin in ``redis_cluster.py``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,6 +28,7 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
+from redis.exceptions import RedisError
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
@@ -102,3 +106,34 @@ async def pubsub(client: AsyncClient) -> Any:
     if isinstance(client, AsyncRedisCluster):
         await client.initialize()
     return client.pubsub()
+
+
+async def listen(
+    client: AsyncClient,
+    channel: str,
+    on_message: Callable[[bytes | str], Awaitable[None]],
+    *,
+    on_subscribed: Callable[[], Awaitable[None]] | None = None,
+    on_lost: Callable[[Exception], None],
+) -> None:
+    """Subscribe to ``channel`` and hand every message's data to ``on_message``, for ever: a lost
+    connection is reported to ``on_lost`` and the subscription made again a second later. What
+    was published in between is missed, so each user also polls (``on_subscribed`` runs after
+    every subscription, to catch up at once)."""
+    while True:
+        subscription = None
+        try:
+            subscription = await pubsub(client)
+            await subscription.subscribe(channel)
+            if on_subscribed is not None:
+                await on_subscribed()
+            async for message in subscription.listen():
+                if message.get("type") == "message":
+                    await on_message(message["data"])
+        except (RedisError, OSError) as exc:
+            on_lost(exc)
+            await asyncio.sleep(1.0)
+        finally:
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.aclose()

@@ -13,7 +13,6 @@ down still serves the configuration every other instance is serving.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
 import logging
@@ -30,8 +29,7 @@ from proxy.gateway.balancer import Upstream
 from proxy.gateway.config import GatewayConfig
 from proxy.gateway.iprules import IpRules
 from proxy.gateway.policy import TrafficPolicy
-from proxy.gateway.redis_urls import AsyncClient
-from proxy.gateway.redis_urls import pubsub as open_pubsub
+from proxy.gateway.redis_urls import AsyncClient, listen
 from proxy.gateway.routing import Route, RouteConfigError, RouteTable
 from proxy.gateway.spec import SnapshotData
 from proxy.gateway.tasks import cancel_all
@@ -279,18 +277,12 @@ class ConfigStore:
                 log.exception("config poll failed")
 
     async def _listen(self) -> None:
-        while True:
-            pubsub = None
-            try:
-                pubsub = await open_pubsub(self.redis)
-                await pubsub.subscribe(self.keys.config_channel)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self.refresh()
-            except (RedisError, OSError) as exc:
-                log.warning("config channel lost (%s); retrying, the poll covers the gap", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+        async def on_message(_data: bytes | str) -> None:
+            await self.refresh()
+
+        await listen(
+            self.redis,
+            self.keys.config_channel,
+            on_message,
+            on_lost=lambda exc: log.warning("config channel lost (%s); retrying, the poll covers the gap", exc),
+        )
