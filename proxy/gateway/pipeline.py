@@ -51,7 +51,7 @@ from proxy.gateway.headers import (
 )
 from proxy.gateway.iprules import ClientAddress
 from proxy.gateway.policy import DEFAULT, TrafficPolicy, hash_value
-from proxy.gateway.ratelimit import Check, Limiter, LimitPeek, LimitState, quota_window
+from proxy.gateway.ratelimit import Check, Limiter, LimitPeek, LimitState, current_quota_window
 from proxy.gateway.routing import Route, RouteMatch
 from proxy.gateway.snapshot import Snapshot
 from proxy.gateway.subprotocols import Offer, offered
@@ -372,17 +372,22 @@ def limits_for(keys: RedisKeys, identity: Identity | None, route: Route, client_
     product = identity.product or "-"
     limit_keys: list[str] = []
     rules = []
+    ends: dict[str, int] | None = None
     for rule in plan.rules if plan is not None else ():
         if rule.kind == "r":
             limit_keys.append(keys.rate(tag, subject, product, rule.period))
         else:
-            limit_keys.append(keys.quota(tag, subject, product, rule.period, quota_window(rule.period, now)[0]))
+            window, end = current_quota_window(rule.period, now)
+            limit_keys.append(keys.quota(tag, subject, product, rule.period, window))
+            if ends is None:
+                ends = {}
+            ends[limit_keys[-1]] = int(end * 1000)
         rules.append(rule)
     for rule in policy.rules:
         limit_keys.append(keys.route_rate(tag, route_id, caller, rule.period))
         rules.append(rule)
     usage = usage_prefix(int(now // 3600), partner.id, key.id if key else None, route.id, identity.product)
-    return Check(limit_keys, rules, usage, last_used_field(key.id) if key is not None else "", tag)
+    return Check(limit_keys, rules, usage, last_used_field(key.id) if key is not None else "", tag, ends)
 
 
 def dry_run_refusal(states: Sequence[LimitState]) -> GatewayError | None:

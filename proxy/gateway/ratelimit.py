@@ -26,7 +26,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,12 +71,30 @@ def quota_rules(owner: str, quotas: Mapping[str, int]) -> tuple[Rule, ...]:
 
 def quota_window(period: str, now: float) -> tuple[str, float]:
     """The calendar window (UTC) that ``now`` falls in: its id and its end (epoch seconds)."""
+    return _calendar_window(period, now)[1:]
+
+
+def _calendar_window(period: str, now: float) -> tuple[float, str, float]:
     t = time.gmtime(now)
     if period == "day":
         start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
-        return time.strftime("%Y%m%d", t), start + 86_400
+        return start, time.strftime("%Y%m%d", t), start + 86_400
     year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-    return time.strftime("%Y%m", t), calendar.timegm((year, month, 1, 0, 0, 0))
+    start = calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0))
+    return start, time.strftime("%Y%m", t), calendar.timegm((year, month, 1, 0, 0, 0))
+
+
+# period → (start, id, end) of the window last asked for: a day's id is formatted once a day,
+# not once a request.
+_windows: dict[str, tuple[float, str, float]] = {}
+
+
+def current_quota_window(period: str, now: float) -> tuple[str, float]:
+    """``quota_window``, remembered until the window ends (the limiter asks per request)."""
+    window = _windows.get(period)
+    if window is None or not window[0] <= now < window[2]:
+        window = _windows[period] = _calendar_window(period, now)
+    return window[1], window[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +120,56 @@ class Decision:
 @dataclass(slots=True)
 class Check:
     """What one request asks of the limiter: the Redis keys and rules, and its usage field.
-    ``tag``: the hash tag every key carries (and so the usage hash it counts in)."""
+    ``tag``: the hash tag every key carries (and so the usage hash it counts in); ``ends``: each
+    quota key's window end (epoch ms), so the reset belongs to the window the key counts."""
 
     keys: list[str]
     rules: list[Rule]
     usage_prefix: str
     last_used_field: str
     tag: str = ""
+    ends: dict[str, int] | None = None
+
+
+class ScriptArgs:
+    """KEYS and ARGV of one ratelimit.lua call, in the layout the script describes: each limit
+    key once (with what its window needs), then the requests in order, then usage deltas."""
+
+    __slots__ = ("keys", "index", "_key_args", "_check_args", "_checks", "now_ms", "now_s")
+
+    def __init__(self, usage_key: str, now_ms: int, now_s: int) -> None:
+        self.keys = [usage_key]
+        self.index: dict[str, int] = {}  # limit key → its number in the script (KEYS[1 + n])
+        self._key_args: list[Any] = []
+        self._check_args: list[Any] = []
+        self._checks = 0
+        self.now_ms, self.now_s = now_ms, now_s
+
+    def rate_key(self, key: str, period: str) -> int:
+        window, bucket = RATE_PERIODS[period]
+        return self._key(key, "r", window, bucket, self.now_ms // bucket)
+
+    def quota_key(self, key: str, ms_until_reset: int) -> int:
+        return self._key(key, "q", max(0, ms_until_reset), 0, 0)
+
+    def _key(self, key: str, *spec: Any) -> int:
+        self.keys.append(key)
+        number = self.index[key] = len(self.keys) - 1
+        self._key_args += spec
+        return number
+
+    def check(self, usage_prefix: str, last_used_field: str, limits: list[int]) -> None:
+        """One request: ``limits`` flat (key number, limit) pairs, in the order of its rules."""
+        self._check_args += (usage_prefix, last_used_field, len(limits) // 2, *limits)
+        self._checks += 1
+
+    def argv(self, deltas: Sequence[tuple[str, int]] = ()) -> list[Any]:
+        args: list[Any] = [self.now_ms, self.now_s, len(self.keys) - 1, *self._key_args, self._checks]
+        args += self._check_args
+        for field, value in deltas:
+            args.append(field)
+            args.append(value)
+        return args
 
 
 def rate_window(buckets: Mapping[int, int], rule: Rule, now_ms: int) -> tuple[int, int]:
@@ -236,7 +297,7 @@ class Limiter:
         # tag → usage field → delta not yet in Redis (each tag's go to its own usage hash)
         self.pending: dict[str, dict[str, int]] = {}
         self.local = LocalLimiter()
-        self.batcher = ScriptBatcher(conn, SCRIPT, self._take_deltas, self._return_deltas)
+        self.batcher = ScriptBatcher(conn, SCRIPT, self._encode, self._take_deltas, self._return_deltas)
         # On a cluster a dead primary fails only its own calls (and the connection backs off from
         # it alone): the others' limits stay exact, so the limiter never backs off from all.
         self._backs_off = not getattr(conn, "fails_alone", False)
@@ -284,37 +345,48 @@ class Limiter:
         self._add(tag, f"{prefix}|lat_ms", int((time.perf_counter() - ctx.started) * 1000))
 
     # -- the check ------------------------------------------------------------------------------
-    def _args(self, check: Check, now: float) -> list[Any]:
-        now_ms = int(now * 1000)
-        args: list[Any] = [now_ms, len(check.rules)]
-        for rule in check.rules:
-            if rule.kind == "r":
-                window, bucket = RATE_PERIODS[rule.period]
-                args += ["r", rule.limit, window, bucket]
-            else:
-                args += ["q", rule.limit, int(quota_window(rule.period, now)[1] * 1000), 0]
-        last_used, second = check.last_used_field, int(now)
-        if last_used:
-            if self._last_used_sent.get(last_used) == second:
-                last_used = ""
-            else:
-                if len(self._last_used_sent) > 100_000:  # bounded: forget, at worst write again
-                    self._last_used_sent.clear()
-                self._last_used_sent[last_used] = second
-        args += [check.usage_prefix, last_used, second]
-        return args
+    def _encode(self, tag: str, checks: list[Check], deltas: Deltas) -> tuple[list[str], list[Any]]:
+        # Timed when the batch is sent: the decisions are taken at the time Redis sees them.
+        return self.script_call(tag, checks, deltas, time.time())
+
+    def script_call(self, tag: str, checks: list[Check], deltas: Deltas, now: float) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one script call for the requests of a batch under ``tag``."""
+        now_ms, second = int(now * 1000), int(now)
+        call = ScriptArgs(self.keys.usage_key(tag), now_ms, second)
+        index = call.index
+        for check in checks:
+            limits: list[int] = []
+            for key, rule in zip(check.keys, check.rules, strict=True):
+                number = index.get(key)
+                if number is None:
+                    if rule.kind == "r":
+                        number = call.rate_key(key, rule.period)
+                    else:
+                        end = check.ends[key] if check.ends else int(current_quota_window(rule.period, now)[1] * 1000)
+                        number = call.quota_key(key, end - now_ms)
+                limits.append(number)
+                limits.append(rule.limit)
+            call.check(check.usage_prefix, self._last_used(check.last_used_field, second), limits)
+        return call.keys, call.argv(deltas)
+
+    def _last_used(self, field: str, second: int) -> str:
+        """A key's last-used time is written once a second, not once a request."""
+        if not field or self._last_used_sent.get(field) == second:
+            return ""
+        if len(self._last_used_sent) > 100_000:  # bounded: forget, at worst write again
+            self._last_used_sent.clear()
+        self._last_used_sent[field] = second
+        return field
 
     async def check(self, ctx: RequestContext, check: Check) -> None:
         """Apply the limits; sets the RateLimit headers, raises 429 or 503 when refused."""
-        now = time.time()
         ctx.usage_prefix = check.usage_prefix
         if not check.rules and not check.usage_prefix:
             return
         decision: Decision | None = None
         if time.monotonic() >= self._down_until:
             try:
-                keys = [*check.keys, self.keys.usage_key(check.tag)]
-                reply = await self.batcher.call(keys, self._args(check, now), check.tag)
+                reply = await self.batcher.call(check, check.tag)
                 decision = self._decision(reply, check.rules)
                 if self.degraded:
                     self.degraded = False
@@ -326,7 +398,7 @@ class Limiter:
                     self.degraded = True
                     log.error("limiter: Redis unreachable (%s); policy %s", type(exc).__name__, self.policy)
         if decision is None:
-            decision = self._fallback(ctx, check, now)
+            decision = self._fallback(ctx, check, time.time())
         if check.rules:
             ctx.response_headers.extend(decision.headers())
         if decision.allowed:
@@ -381,11 +453,7 @@ class Limiter:
         """Send pending usage deltas now (used when idle and at shutdown): one call per tag."""
         if not self.pending:
             return True
-        now = time.time()
-        calls = [
-            self.batcher.call([self.keys.usage_key(tag)], [int(now * 1000), 0, "", "", int(now)], tag)
-            for tag in list(self.pending)
-        ]
+        calls = [self.batcher.call(None, tag) for tag in list(self.pending)]
         results = await asyncio.gather(*calls, return_exceptions=True)
         return not any(isinstance(result, BaseException) for result in results)
 

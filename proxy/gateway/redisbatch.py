@@ -1,13 +1,14 @@
-"""Auto-pipelining of one Lua script's calls (as auto-pipelining Redis clients do).
+"""Auto-pipelining of the limiter script's calls, and batching of requests into one call.
 
 Requests that reach the limiter in the same event-loop turn, or while the previous batch is
 on the wire, share one write and one read (redis_protocol.py) for the whole batch instead of a round
-trip each. Every request still runs its own atomic EVALSHA, so exactness is untouched; only
-the network and client overhead is shared. At most one batch is in flight, which makes batches
-grow with load instead of connections.
+trip each, and one EVALSHA per hash tag (on a single Redis: one): the script checks and counts
+them in order, atomically, as if each had had its own call (ratelimit.lua). Exactness is
+untouched; Redis' per-call cost (the script's start, each key's read and write) is shared by the
+batch. At most one batch is in flight, which makes batches grow with load instead of connections.
 
 Usage deltas (status classes and latency of finished requests, see ratelimit.py) ride along
-in the first call of each batch, so recording them costs no command of its own.
+in the first call of each tag, so recording them costs no command of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from proxy.gateway import metrics
 
 # Bounded so one call's argument list stays small when a backlog of deltas built up.
 MAX_DELTAS_PER_CALL = 256
+# Requests per EVALSHA: a script blocks Redis while it runs (≈ 2 µs per request on a busy key),
+# so a backlog is split into calls of at most this many (still one round trip).
+MAX_CHECKS_PER_CALL = 200
+# Integers the script returns per request.
+REPLY_WIDTH = 5
 
 
 class ScriptTransport(Protocol):
@@ -35,7 +41,9 @@ class ScriptTransport(Protocol):
 
 
 Deltas = list[tuple[str, int]]
-_Call = tuple[list[str], list[Any], "asyncio.Future[Any]", str]
+# (tag, the requests of one call, the usage deltas it carries) → KEYS and ARGV of that call
+Encode = Callable[[str, list[Any], Deltas], tuple[list[str], list[Any]]]
+_Call = tuple[Any, "asyncio.Future[Any]", str]
 
 
 class ScriptBatcher:
@@ -43,12 +51,14 @@ class ScriptBatcher:
         self,
         conn: ScriptTransport,
         source: str,
+        encode: Encode,
         take_deltas: Callable[[str, int], Deltas],
         return_deltas: Callable[[str, Deltas], None],
     ) -> None:
         self.conn = conn
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self._encode = encode
         self._take_deltas = take_deltas
         self._return_deltas = return_deltas
         self._queue: list[_Call] = []
@@ -60,12 +70,13 @@ class ScriptBatcher:
     def idle(self) -> bool:
         return not self._running and not self._queue
 
-    def call(self, keys: list[str], args: list[Any], tag: str = "") -> asyncio.Future[Any]:
-        """Queue one EVALSHA whose keys all carry ``tag``; the future resolves to its reply (or
-        raises RedisError/OSError)."""
+    def call(self, item: Any, tag: str = "") -> asyncio.Future[Any]:
+        """Queue one request (``item``: what ``encode`` takes) whose keys all carry ``tag``; the
+        future resolves to its REPLY_WIDTH integers (or raises RedisError/OSError). ``item``
+        None sends the tag's pending usage deltas alone and resolves to None."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((keys, args, future, tag))
+        self._queue.append((item, future, tag))
         if not self._running:
             self._running = True
             loop.create_task(self._drain())
@@ -80,52 +91,60 @@ class ScriptBatcher:
             self._running = False
 
     async def _send(self, batch: list[_Call]) -> None:
-        carried: list[tuple[int, str, Deltas]] = []  # (call index, tag, deltas it carries)
-        tags: set[str] = set()
-        for i, (keys, args, future, tag) in enumerate(batch):
-            if tag in tags:
-                continue
-            tags.add(tag)
-            deltas = self._take_deltas(tag, MAX_DELTAS_PER_CALL)
-            if deltas:
-                args = [*args]
-                for field, value in deltas:
-                    args.append(field)
-                    args.append(value)
-                batch[i] = (keys, args, future, tag)
-                carried.append((i, tag, deltas))
+        by_tag: dict[str, list[tuple[Any, asyncio.Future[Any]]]] = {}
+        for item, future, tag in batch:
+            calls = by_tag.get(tag)
+            if calls is None:
+                by_tag[tag] = [(item, future)]
+            else:
+                calls.append((item, future))
+        # One EVALSHA per tag (per MAX_CHECKS_PER_CALL requests); the first carries the deltas.
+        commands: list[tuple[Any, ...]] = []
+        parts: list[tuple[str, Deltas, list[tuple[Any, asyncio.Future[Any]]]]] = []
+        for tag, calls in by_tag.items():
+            for start in range(0, len(calls), MAX_CHECKS_PER_CALL):
+                part = calls[start : start + MAX_CHECKS_PER_CALL]
+                deltas = self._take_deltas(tag, MAX_DELTAS_PER_CALL) if start == 0 else []
+                keys, args = self._encode(tag, [item for item, _ in part if item is not None], deltas)
+                commands.append(("EVALSHA", self.sha, len(keys), *keys, *args))
+                parts.append((tag, deltas, part))
         started = time.perf_counter()
         try:
-            replies = await self._execute(batch)
+            replies = await self._execute(commands)
             metrics.observe_redis_call("limiter", time.perf_counter() - started)
         except (RedisError, OSError) as exc:
             metrics.count_redis_error("limiter")
             # The batch may or may not have run; give the deltas back (a timeout after Redis ran
             # them can count them twice, which is rarer and smaller than losing them).
-            for _, tag, deltas in carried:
-                self._return_deltas(tag, deltas)
-            for _, _, future, _ in batch:
+            for tag, deltas, _ in parts:
+                if deltas:
+                    self._return_deltas(tag, deltas)
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for i, tag, deltas in carried:
-            # That call did not run (a cluster shard down, CLUSTERDOWN, ...): the same rule.
-            if isinstance(replies[i], Exception):
-                self._return_deltas(tag, deltas)
         if any(isinstance(reply, RedisConnectionError | RedisTimeoutError) for reply in replies):
             metrics.count_redis_error("limiter")
         self.batches += 1
         self.calls += len(batch)
-        for (_, _, future, _), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
+        for (tag, deltas, part), reply in zip(parts, replies, strict=True):
             if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+                # That call did not run (a cluster shard down, CLUSTERDOWN, ...): the same rule.
+                if deltas:
+                    self._return_deltas(tag, deltas)
+                for _, future in part:
+                    if not future.done():
+                        future.set_exception(reply)
+                continue
+            at = 0
+            for item, future in part:
+                result = None
+                if item is not None:
+                    result, at = reply[at : at + REPLY_WIDTH], at + REPLY_WIDTH
+                if not future.done():  # a request that gave up waiting: its count stands
+                    future.set_result(result)
 
-    async def _execute(self, batch: list[_Call]) -> list[Any]:
-        commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args, _, _ in batch]
+    async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         replies = await self.conn.execute(commands)
         retry = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if retry:

@@ -26,11 +26,12 @@ def test_the_calls_are_the_gateways_and_share_a_slot_on_a_cluster() -> None:
 
 def test_a_small_run_on_its_own_redis_measures_cpu_per_call() -> None:
     args = argparse.Namespace(
-        calls=600,
+        requests=600,
+        batch=5,
         keys=20,
         partners=4,
         deltas=2,
-        pipeline=50,
+        pipeline=20,  # 100 requests per round trip
         seconds=30.0,
         warm=True,
         redis_benchmark=False,
@@ -40,8 +41,9 @@ def test_a_small_run_on_its_own_redis_measures_cpu_per_call() -> None:
     result = capacity.single(args)
 
     limiter = result["limiter"]
-    assert limiter["calls"] == 600  # every call admitted (drive raises on a refusal)
-    assert limiter["redis_cpu_us_per_call"] > 0 and limiter["calls_per_s_per_core"] > 0
-    assert limiter["commands_inside_per_call"] >= 1  # the script's own commands, counted by Redis
-    assert result["keys_per_call"] == 4  # plan minute + day quota + route second + usage hash
+    assert limiter["requests"] == 600  # every request admitted (drive raises on a refusal)
+    assert limiter["calls"] == 120 and limiter["requests_per_call"] == 5  # five requests per EVALSHA
+    assert limiter["redis_cpu_us_per_request"] > 0 and limiter["requests_per_s_per_core"] > 0
+    assert limiter["commands_inside_per_request"] > 0  # the script's own commands, counted by Redis
+    assert result["keys_per_request"] == 4  # plan minute + day quota + route second + usage hash
     assert result["websocket_leases"]["redis_cpu_us_per_lease_renewal"] > 0

@@ -12,9 +12,19 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from proxy.gateway.ratelimit import SCRIPT, Decision, LocalLimiter, Rule, quota_window
+from proxy.gateway.ratelimit import (
+    RATE_PERIODS,
+    SCRIPT,
+    Check,
+    Decision,
+    Limiter,
+    LocalLimiter,
+    Rule,
+    ScriptArgs,
+    quota_window,
+)
 from proxy.gateway.redis_protocol import ScriptConnection
-from proxy.gateway.redisbatch import ScriptBatcher
+from proxy.gateway.vocabulary import RedisKeys
 from tests.servers import RedisServer
 
 
@@ -33,23 +43,54 @@ def ns(r: redis.Redis) -> Iterator[str]:
         r.delete(key)
 
 
+PERIOD_OF_WINDOW = {window: period for period, (window, _bucket) in RATE_PERIODS.items()}
+Limit = tuple[str, str, int, int, int]
+
+
+def script_call(
+    ns: str,
+    now_ms: int,
+    checks: list[list[Limit]],
+    usage_prefix: str = "",
+    deltas: tuple[tuple[str, int], ...] = (),
+) -> tuple[list[str], list[Any]]:
+    """One script call for ``checks`` (requests, in order), each a list of limits: (key, kind,
+    limit, window_ms or reset_at_ms, bucket_ms), built by the gateway's own ScriptArgs."""
+    call = ScriptArgs(ns + "usage", now_ms, now_ms // 1000)
+    for limits in checks:
+        pairs: list[int] = []
+        for key, kind, limit, p1, _p2 in limits:
+            number = call.index.get(ns + key)
+            if number is None:
+                if kind == "r":
+                    number = call.rate_key(ns + key, PERIOD_OF_WINDOW[p1])
+                else:
+                    number = call.quota_key(ns + key, p1 - now_ms)
+            pairs += [number, limit]
+        call.check(usage_prefix, "", pairs)
+    return call.keys, call.argv(deltas)
+
+
 def run(
     r: redis.Redis,
     ns: str,
     now_ms: int,
-    limits: list[tuple[str, str, int, int, int]],
+    limits: list[Limit],
     usage_prefix: str = "",
     deltas: tuple[tuple[str, int], ...] = (),
 ) -> list[int]:
-    """limits: (key, kind, limit, window_ms or reset_at_ms, bucket_ms)."""
-    keys = [ns + key for key, *_ in limits] + [ns + "usage"]
-    args: list[Any] = [now_ms, len(limits)]
-    for _, kind, limit, p1, p2 in limits:
-        args += [kind, limit, p1, p2]
-    args += [usage_prefix, "", now_ms // 1000]
-    for field, value in deltas:
-        args += [field, value]
+    """One request in a call of its own: its five integers."""
+    keys, args = script_call(ns, now_ms, [limits], usage_prefix, deltas)
     return [int(x) for x in r.eval(SCRIPT, len(keys), *keys, *args)]
+
+
+def run_batch(
+    r: redis.Redis, ns: str, now_ms: int, checks: list[list[Limit]], usage_prefix: str = ""
+) -> list[list[int]]:
+    """Several requests in one call: five integers each."""
+    keys, args = script_call(ns, now_ms, checks, usage_prefix)
+    flat = [int(x) for x in r.eval(SCRIPT, len(keys), *keys, *args)]
+    return [flat[i : i + 5] for i in range(0, len(flat), 5)]
 
 
 MINUTE = ("m", "r", 60, 60_000, 1_000)
@@ -104,6 +145,56 @@ def test_usage_is_counted_with_the_decision_and_deltas_ride_along(r: redis.Redis
     assert usage == {"h|1|2|3|p|req": 2, "h|1|2|3|p|429": 1, "h|1|2|3|p|2xx": 1, "h|1|2|3|p|lat_ms": 12}
 
 
+def state(r: redis.Redis, ns: str) -> dict[str, Any]:
+    """Every key of a test namespace, without it: what the script left in Redis."""
+    out: dict[str, Any] = {}
+    for key in r.scan_iter(match=ns + "*"):
+        name = key.decode()[len(ns) :]
+        out[name] = r.hgetall(key) if r.type(key) == b"hash" else r.get(key)
+        out[name + " ttl"] = r.pttl(key) > 0
+    return out
+
+
+def test_a_batch_decides_and_counts_exactly_as_one_call_per_request(r: redis.Redis, ns: str) -> None:
+    """The gateway sends the requests of one round trip as one call (redisbatch.py): each must get
+    the reply, and leave the counts, it would have had alone — refusals, Retry-After, tightest
+    limit, bucket slides and usage included."""
+    second = ("s", "r", 4, 1_000, 100)
+    minute = ("m", "r", 9, 60_000, 1_000)
+    quota = ("q", "q", 15, 86_400_000, 0)
+    other = ("o", "r", 3, 1_000, 100)
+    kinds = [[second, minute, quota], [minute, quota], [other], [second, other], [quota]]
+    alone, batched = ns + "alone:", ns + "batched:"
+    # Earlier traffic in the window (so refusals have old buckets to wait for), identical in both.
+    for t in (1_000, 1_050, 30_000, 59_950):
+        for target in (alone, batched):
+            run(r, target, t, [second, minute, quota], usage_prefix="h|1|1||1|p")
+    for now in (60_020, 60_500, 61_010, 120_700):  # later batches slide buckets out
+        checks = [kinds[(i * 7 + now) % len(kinds)] for i in range(12)]
+        expected = [run(r, alone, now, limits, usage_prefix="h|1|1||1|p") for limits in checks]
+        assert run_batch(r, batched, now, checks, usage_prefix="h|1|1||1|p") == expected
+        assert any(reply[0] == 0 for reply in expected) and any(reply[0] == 1 for reply in expected)
+    assert state(r, alone) == state(r, batched)
+
+
+def test_retry_after_in_a_batch_counts_the_batch_s_own_requests(r: redis.Redis, ns: str) -> None:
+    # A limit lowered between two requests of one batch (a configuration change): the refused
+    # one must wait until the requests counted earlier in the same call leave the window too.
+    wide, narrow = ("s", "r", 10, 1_000, 100), ("s", "r", 3, 1_000, 100)
+    run(r, ns, 500, [wide])
+    replies = run_batch(r, ns, 1_020, [[wide]] * 4 + [[narrow]])
+    assert [reply[0] for reply in replies] == [1, 1, 1, 1, 0]
+    assert replies[-1][3] == (10 + 10) * 100 - 1_020  # when the current bucket leaves, not bucket 5
+
+
+def test_a_batch_counts_the_usage_of_each_request_and_its_deltas(r: redis.Redis, ns: str) -> None:
+    one = ("one", "r", 2, 60_000, 1_000)
+    keys, args = script_call(ns, 5_000, [[one]] * 3, "h|1|2|3|p", (("h|1|2|3|p|2xx", 2), ("h|1|2|3|p|lat_ms", 30)))
+    assert [int(x) for x in r.eval(SCRIPT, len(keys), *keys, *args)][::5] == [1, 1, 0]
+    usage = {k.decode(): int(v) for k, v in r.hgetall(ns + "usage").items()}
+    assert usage == {"h|1|2|3|p|req": 3, "h|1|2|3|p|429": 1, "h|1|2|3|p|2xx": 2, "h|1|2|3|p|lat_ms": 30}
+
+
 def test_quota_windows_are_utc_calendar_days_and_months() -> None:
     assert quota_window("day", 1_796_000_000.0) == ("20261130", 1_796_083_200)
     assert quota_window("month", 1_796_000_000.0) == ("202611", 1_796_083_200)
@@ -133,14 +224,11 @@ def test_the_batcher_reloads_the_script_after_a_redis_restart() -> None:
 
     async def scenario() -> list[Any]:
         client = aioredis.Redis.from_url(server.url)
-        returned: list[tuple[str, int]] = []
-        batcher = ScriptBatcher(
-            ScriptConnection(server.url), SCRIPT, lambda tag, n: [], lambda tag, d: returned.extend(d)
-        )
-        args = [0, 0, "", "", 0]
-        first = await asyncio.gather(*(batcher.call(["u"], args) for _ in range(5)))
+        batcher = Limiter(ScriptConnection(server.url), RedisKeys("t:")).batcher
+        nothing = Check([], [], "", "")  # no limit, no usage: the script answers "admitted"
+        first = await asyncio.gather(*(batcher.call(nothing) for _ in range(5)))
         await client.script_flush()  # what a restart or SCRIPT FLUSH does
-        second = await asyncio.gather(*(batcher.call(["u"], args) for _ in range(5)))
+        second = await asyncio.gather(*(batcher.call(nothing) for _ in range(5)))
         await client.aclose()
         return [first, second, batcher.batches]
 

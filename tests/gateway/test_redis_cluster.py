@@ -15,7 +15,7 @@ import redis
 
 from localcluster.redis_cluster import RedisCluster
 from proxy.gateway.pipeline import limits_for
-from proxy.gateway.ratelimit import SCRIPT, Limiter, Rule
+from proxy.gateway.ratelimit import SCRIPT, Limiter, Rule, ScriptArgs
 from proxy.gateway.redis_cluster import ClusterScriptConnection, crc16, key_slot
 from proxy.gateway.redis_urls import parse
 from proxy.gateway.vocabulary import CLUSTER_TAGS, RedisKeys
@@ -100,8 +100,9 @@ def run(conn: ClusterScriptConnection, *calls: tuple[list[str], list[Any]]) -> l
 def one_rate(tag: str, limit: int = 10) -> tuple[list[str], list[Any]]:
     """A call counting one request against a fresh per-minute limit under ``tag``."""
     name = uuid.uuid4().hex[:8]
-    keys = [f"t:{tag}rl:{name}:minute", f"t:{tag}usage"]
-    return keys, [1_800_000_000_000, 1, "r", limit, 60_000, 1_000, "", "", 0]
+    call = ScriptArgs(f"t:{tag}usage", 1_800_000_000_000, 1_800_000_000)
+    call.check("", "", [call.rate_key(f"t:{tag}rl:{name}:minute", "minute"), limit])
+    return call.keys, call.argv()
 
 
 def primary_of(conn: ClusterScriptConnection, tag: str) -> tuple[str, int]:
@@ -143,8 +144,8 @@ def test_ask_is_followed_while_a_slot_migrates(redis_cluster: RedisCluster) -> N
     src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
     try:
         # The key is not on the source: it answers ASK, the call runs on the importing node.
-        usage_only = ([f"t:{tag}usage"], [1_800_000_000_000, 0, "", "", 0, "1|1||1|p|req", 1])
-        assert run(conn, usage_only) == [[1, 0, -1, 0, 0]]
+        usage_only = ([f"t:{tag}usage"], ScriptArgs(f"t:{tag}usage", 0, 0).argv([("1|1||1|p|req", 1)]))
+        assert run(conn, usage_only) == [[]]  # no request in the call, only a usage delta
         assert conn.slots[slot] == source  # ASK changes nothing for later calls
         # A call with several keys in a migrating slot is refused by Redis (TRYAGAIN) until the
         # migration ends: the limiter's failure policy covers it (docs/operations.md).

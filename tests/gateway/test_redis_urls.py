@@ -26,9 +26,9 @@ from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from proxy import services
-from proxy.gateway.ratelimit import SCRIPT
+from proxy.gateway.ratelimit import Check, Limiter
 from proxy.gateway.redis_protocol import ScriptConnection
-from proxy.gateway.redisbatch import ScriptBatcher
+from proxy.gateway.vocabulary import RedisKeys
 from proxy.models import ApiProduct, Plan, Route, Target, Upstream, UsageHourly
 from tests.conftest import subprocess_database_url
 from tests.servers import free_port, gateway_process, wait_until
@@ -249,8 +249,8 @@ def test_the_limiter_script_runs_over_tls(own_redis: Callable[..., OwnRedis], tl
 
     async def scenario() -> list[Any]:
         conn = ScriptConnection(url)
-        batcher = ScriptBatcher(conn, SCRIPT, lambda tag, n: [], lambda tag, deltas: None)
-        replies = await asyncio.gather(*(batcher.call(["u"], [0, 0, "", "", 0]) for _ in range(3)))
+        batcher = Limiter(conn, RedisKeys("t:")).batcher
+        replies = await asyncio.gather(*(batcher.call(Check([], [], "", "")) for _ in range(3)))
         conn.close()
         return replies
 
