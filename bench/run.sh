@@ -44,5 +44,7 @@ if [ "${BENCH_CAPACITY:-1}" != "0" ]; then
     echo
     echo "== Redis capacity =="
     "$PY" -m bench.capacity --cluster || status=$?
+    # The same population as a busy gateway sends it: 13 requests per script call ((e)'s batches).
+    "$PY" -m bench.capacity --batch 13 || status=$?
 fi
 exit $status

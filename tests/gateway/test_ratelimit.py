@@ -195,6 +195,31 @@ def test_a_batch_counts_the_usage_of_each_request_and_its_deltas(r: redis.Redis,
     assert usage == {"h|1|2|3|p|req": 3, "h|1|2|3|p|429": 1, "h|1|2|3|p|2xx": 2, "h|1|2|3|p|lat_ms": 30}
 
 
+def test_a_backlog_is_split_into_calls_of_bounded_size_in_one_round_trip(ns: str) -> None:
+    # 450 requests queued at once: three script calls (200 + 200 + 50), one write and one read,
+    # every request answered in the order it came, as if each had had its own call.
+    rule = Rule("plan:minute", "r", "minute", 1_000)
+
+    writes: list[int] = []  # script calls per round trip
+
+    class Counting(ScriptConnection):
+        async def execute(self, commands: Any) -> list[Any]:
+            writes.append(len(commands))
+            return await super().execute(commands)
+
+    async def scenario() -> list[Any]:
+        limiter = Limiter(Counting(os.environ["REDIS_URL"]), RedisKeys(ns))
+        check = Check([ns + "backlog"], [rule], "", "")
+        replies = await asyncio.gather(*(limiter.batcher.call(check) for _ in range(450)))
+        limiter.conn.close()
+        return replies
+
+    replies = asyncio.run(scenario())
+    assert writes == [3]
+    assert [reply[2] for reply in replies] == list(range(999, 549, -1))  # remaining, in order
+    assert all(reply[0] == 1 for reply in replies)
+
+
 def test_quota_windows_are_utc_calendar_days_and_months() -> None:
     assert quota_window("day", 1_796_000_000.0) == ("20261130", 1_796_083_200)
     assert quota_window("month", 1_796_000_000.0) == ("202611", 1_796_083_200)
