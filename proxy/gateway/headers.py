@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterable
 
-_random_bits = random.getrandbits
+from proxy.gateway.ids import random_hex
 
 HOP_BY_HOP = frozenset(
     {
@@ -91,12 +90,7 @@ def request_id_from(value: str | None) -> str:
     """Keep a caller's request id when it is sane (so traces join up), else make one."""
     if value and _REQUEST_ID.fullmatch(value):
         return value
-    # 128 random bits, as uuid4().hex carries. Not os.urandom: its getrandom() system call per
-    # request cost ≈ 3 µs of the public route's ≈ 110 µs under load (bench.ab, 5 interleaved
-    # rounds, docs/benchmarks.md). A request id is a correlation handle, not a secret (callers
-    # may set their own): the process's Mersenne Twister (seeded by the OS, reseeded after a
-    # fork) is enough.
-    return f"{_random_bits(128):032x}"
+    return random_hex(128)  # what uuid4().hex carries
 
 
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)

@@ -8,10 +8,10 @@ gateway's line with the upstream's logs and any tracing backend.
 
 from __future__ import annotations
 
-import random
 import re
 
 from proxy.gateway.context import RequestContext
+from proxy.gateway.ids import random_hex
 
 HEADER = "traceparent"
 # version-trace_id-parent_id-flags; later versions may append fields after another dash.
@@ -22,10 +22,6 @@ _ZERO_SPAN = "0" * 16
 # sample by their parent's decision should record the rest of the trace.
 _NEW_TRACE_FLAGS = "01"
 _SAMPLED = 0x01
-
-# Ids need to be unique, not secret: ``random`` is reseeded in every forked child and costs no
-# system call, unlike os.urandom.
-_bits = random.getrandbits
 
 
 def parse(value: str) -> tuple[str, str] | None:
@@ -41,11 +37,11 @@ def parse(value: str) -> tuple[str, str] | None:
 
 
 def new_span_id() -> str:
-    return f"{_bits(64) or 1:016x}"
+    return random_hex(64)
 
 
 def new_trace_id() -> str:
-    return f"{_bits(128) or 1:032x}"
+    return random_hex(128)
 
 
 def start_trace(ctx: RequestContext) -> str:
