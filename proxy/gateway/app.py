@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from proxy.gateway import accesslog
+from proxy.gateway import accesslog, metrics
 from proxy.gateway.auth import Authenticator
 from proxy.gateway.cache import Cache
 from proxy.gateway.circuits import CircuitRegistry
@@ -105,6 +105,8 @@ class Gateway:
             asyncio.create_task(self._every(interval, job), name=f"maintenance-{getattr(job, '__name__', job)}")
             for interval, job in self.maintenance
         ]
+        if metrics.BUFFERED:  # in the loop's thread: the request series are updated there
+            self._maintenance_tasks.append(asyncio.create_task(self._flush_metrics(), name="metrics-flush"))
         self.started = True
 
     async def ensure_started(self) -> None:
@@ -127,6 +129,12 @@ class Gateway:
             except Exception:  # a failing job (database down) retries next time; never dies
                 log.exception("maintenance job %s failed", getattr(job, "__name__", job))
 
+    @staticmethod
+    async def _flush_metrics() -> None:
+        while True:
+            await asyncio.sleep(metrics.FLUSH_SECONDS)
+            metrics.flush()
+
     async def shutdown(self) -> None:
         await cancel_all(self._maintenance_tasks)
         await self.sockets.stop()
@@ -143,6 +151,7 @@ class Gateway:
         await self.cache_redis.aclose()
         await self.redis.aclose()
         accesslog.stop()  # every line of a request that finished is written before the exit
+        metrics.flush()  # and counted in /metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The gateway alone as an ASGI app (tests, benchmarks); apigw/asgi.py adds Django."""
@@ -172,6 +181,7 @@ class Gateway:
                     # Even if a pool failed to close: uvicorn ends a SIGTERMed process by raising
                     # the signal again, no atexit hook runs, and queued lines would be lost.
                     accesslog.stop()
+                    metrics.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -22,7 +22,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, values
 
 # Sub-millisecond resolution at the bottom, where gateway overhead and Redis calls live.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -182,6 +182,48 @@ def configure(*, partner_labels_spec: str = "", partner_labels_limit: int = 100)
 _LOCAL, _FORWARDED, _STREAMED = 0, 1, 2
 
 
+# In multi-process mode every value's inc() takes a lock and writes the value into its mmap
+# file: ≈ 2 µs, eight times per forwarded request, which made two workers' requests 19 % dearer
+# in CPU than one worker's (2026-11-30, docs/benchmarks.md). There the request series collect
+# their increments in process memory, and ``flush`` (the gateway's loop, once a second, and at
+# shutdown) writes them: a scrape lags by at most that second. One process keeps its values in
+# memory anyway (an inc is ≈ 0.2 µs): they are updated at once.
+BUFFERED = values.ValueClass is not values.MutexValue
+FLUSH_SECONDS = 1.0
+
+
+class _Buffered:
+    """A value's increments not yet written to it (multi-process mode)."""
+
+    __slots__ = ("value", "pending")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.pending = 0.0
+
+    def inc(self, amount: float) -> None:
+        if not self.pending:
+            _dirty.append(self)
+        self.pending += amount
+
+
+_dirty: list[_Buffered] = []
+
+
+def flush() -> None:
+    """Write the increments collected since the last flush (multi-process mode; else a no-op)."""
+    global _dirty
+    dirty, _dirty = _dirty, []
+    for cell in dirty:
+        if cell.pending:
+            amount, cell.pending = cell.pending, 0.0
+            cell.value.inc(amount)
+
+
+def _cell(value: Any) -> Any:
+    return _Buffered(value) if BUFFERED else value
+
+
 class _Observe:
     """One labelled histogram child, observed without prometheus_client's per-call checks: its
     sum and bucket values held directly, the bucket found by bisection (the library walks the
@@ -193,8 +235,8 @@ class _Observe:
     __slots__ = ("sum", "buckets", "bounds")
 
     def __init__(self, child: Histogram) -> None:
-        self.sum: Any = child._sum
-        self.buckets: list[Any] = child._buckets
+        self.sum: Any = _cell(child._sum)
+        self.buckets: list[Any] = [_cell(bucket) for bucket in child._buckets]
         self.bounds: list[float] = child._upper_bounds  # ends with +Inf: every amount has a bucket
         assert len(self.buckets) == len(self.bounds)
 
@@ -206,7 +248,7 @@ class _Observe:
 
 def _counter(child: Counter) -> Any:
     """A labelled counter child's value, whose ``inc(1)`` is the child's ``inc()`` without its checks."""
-    return child._value
+    return _cell(child._value)
 
 
 class _Children:
@@ -271,8 +313,14 @@ def set_quota_used_ratio(partner: str, plan: str, ratio: float) -> None:
     QUOTA_USED.labels(partner, plan).set(ratio)
 
 
+_redis_calls: dict[str, _Observe] = {}
+
+
 def observe_redis_call(operation: str, seconds: float) -> None:
-    REDIS_DURATION.labels(operation).observe(seconds)
+    observe = _redis_calls.get(operation)
+    if observe is None:  # a handful of operations: no bound needed
+        observe = _redis_calls[operation] = _Observe(REDIS_DURATION.labels(operation))
+    observe.observe(seconds)
 
 
 def count_redis_error(operation: str) -> None:

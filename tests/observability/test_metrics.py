@@ -81,7 +81,18 @@ def test_one_scrape_reports_the_exact_totals_of_two_workers(routes: None, start_
 
     forwarded = sent["ok"] + sent["upstream_404"] + sent["not_allowed"]
     route = {"route": "obs-appliances"}
-    samples = scrape_when(base, lambda s: value(s, "apigw_request_duration_seconds_count", **route) >= forwarded)
+    # Workers write their counts once a second (metrics.flush): wait until every series asserted
+    # below has them, so one scrape cannot catch one worker between two of its files.
+    samples = scrape_when(
+        base,
+        lambda s: (
+            value(s, "apigw_request_duration_seconds_count", **route) >= forwarded
+            and value(s, "apigw_gateway_overhead_seconds_count", **route) >= forwarded
+            and value(s, "apigw_upstream_duration_seconds_count", **route, upstream="obs-demo") >= forwarded
+            and value(s, "apigw_requests_total", **route, method="GET", status="200") >= sent["ok"]
+            and value(s, "apigw_requests_total", route="_unmatched", method="GET", status="404") >= sent["unmatched"]
+        ),
+    )
 
     assert value(samples, "apigw_requests_total", **route, method="GET", status="200") == sent["ok"]
     assert value(samples, "apigw_requests_total", **route, method="GET", status="404") == sent["upstream_404"]

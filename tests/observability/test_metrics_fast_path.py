@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from proxy.gateway import metrics
@@ -38,3 +39,25 @@ def test_the_fast_counter_counts_as_inc() -> None:
     metrics._counter(counter.labels("r")).inc(1)
     counter.labels("r").inc()
     assert samples(registry)[("c_total", (("route", "r"),))] == 2
+
+
+def test_with_several_workers_increments_wait_for_the_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Multi-process mode (BUFFERED): values are written once a second by flush(), not per request
+    # (each write is an mmap update under a lock). What a flush writes is exactly what direct
+    # increments would have written.
+    monkeypatch.setattr(metrics, "BUFFERED", True)
+    public, fast = CollectorRegistry(), CollectorRegistry()
+    for registry, direct in ((public, False), (fast, True)):
+        histogram = Histogram("h", "h", ["route"], buckets=metrics.DURATION_BUCKETS, registry=registry)
+        counter = Counter("c", "c", ["route"], registry=registry)
+        observe = metrics._Observe(histogram.labels("r")).observe if direct else histogram.labels("r").observe
+        inc = metrics._counter(counter.labels("r")).inc if direct else counter.labels("r").inc
+        for amount in AMOUNTS:
+            observe(amount)
+            inc(1)
+    assert samples(fast)[("c_total", (("route", "r"),))] == 0
+    assert samples(fast)[("h_bucket", (("le", "+Inf"), ("route", "r")))] == 0
+    metrics.flush()
+    assert samples(fast) == samples(public)
+    metrics.flush()  # nothing new: nothing written twice
+    assert samples(fast) == samples(public)
