@@ -1,7 +1,9 @@
-"""Child processes (started pinned, stopped by their PID), HTTP readiness, wrk runs and their output."""
+"""Child processes (started pinned, each in a process group of its own, stopped by their PID), HTTP
+readiness, wrk runs and their output."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -28,8 +30,9 @@ def pinned(args: list[str], cpus: str | None) -> list[str]:
 
 @dataclass
 class Proc:
-    """A child process of the benchmark. ``stop`` signals exactly this PID (its own children,
-    such as nginx or uvicorn workers, are shut down by it)."""
+    """A child process of the benchmark, in a process group of its own. ``stop`` signals this
+    PID (its own children, such as nginx or uvicorn workers, are shut down by it), then kills
+    whatever is left of its group: a granian worker outlived its killed parent (2026-11-30)."""
 
     name: str
     args: list[str]
@@ -47,7 +50,12 @@ class Proc:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                self.args, cwd=cwd, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
+                self.args,
+                cwd=cwd,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its group is its own: stop() can end all of it
             )
         return self
 
@@ -55,14 +63,17 @@ class Proc:
         return self.popen is not None and self.popen.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
+        if self.popen is None:
             return
-        self.popen.send_signal(self.stop_signal)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(5)
+        if self.popen.poll() is None:
+            self.popen.send_signal(self.stop_signal)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)  # the group this process led, if any is left
 
     def log_tail(self, lines: int = 15) -> str:
         try:
