@@ -101,13 +101,19 @@ class ScriptBatcher:
         # One EVALSHA per tag (per MAX_CHECKS_PER_CALL requests); the first carries the deltas.
         commands: list[tuple[Any, ...]] = []
         parts: list[tuple[str, Deltas, list[tuple[Any, asyncio.Future[Any]]]]] = []
-        for tag, calls in by_tag.items():
-            for start in range(0, len(calls), MAX_CHECKS_PER_CALL):
-                part = calls[start : start + MAX_CHECKS_PER_CALL]
-                deltas = self._take_deltas(tag, MAX_DELTAS_PER_CALL) if start == 0 else []
-                keys, args = self._encode(tag, [item for item, _ in part if item is not None], deltas)
-                commands.append(("EVALSHA", self.sha, len(keys), *keys, *args))
-                parts.append((tag, deltas, part))
+        try:
+            for tag, calls in by_tag.items():
+                for start in range(0, len(calls), MAX_CHECKS_PER_CALL):
+                    part = calls[start : start + MAX_CHECKS_PER_CALL]
+                    deltas = self._take_deltas(tag, MAX_DELTAS_PER_CALL) if start == 0 else []
+                    parts.append((tag, deltas, part))
+                    keys, args = self._encode(tag, [item for item, _ in part if item is not None], deltas)
+                    commands.append(("EVALSHA", self.sha, len(keys), *keys, *args))
+        except Exception as exc:
+            # A request the script cannot take (a bug): its batch fails with the error instead of
+            # waiting for ever, and the next batch starts afresh.
+            self._fail(batch, parts, exc)
+            return
         started = time.perf_counter()
         try:
             replies = await self._execute(commands)
@@ -116,12 +122,7 @@ class ScriptBatcher:
             metrics.count_redis_error("limiter")
             # The batch may or may not have run; give the deltas back (a timeout after Redis ran
             # them can count them twice, which is rarer and smaller than losing them).
-            for tag, deltas, _ in parts:
-                if deltas:
-                    self._return_deltas(tag, deltas)
-            for _, future, _ in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            self._fail(batch, parts, exc)
             return
         if any(isinstance(reply, RedisConnectionError | RedisTimeoutError) for reply in replies):
             metrics.count_redis_error("limiter")
@@ -143,6 +144,16 @@ class ScriptBatcher:
                     result, at = reply[at : at + REPLY_WIDTH], at + REPLY_WIDTH
                 if not future.done():  # a request that gave up waiting: its count stands
                     future.set_result(result)
+
+    def _fail(
+        self, batch: list[_Call], parts: list[tuple[str, Deltas, list[tuple[Any, asyncio.Future[Any]]]]], exc: Exception
+    ) -> None:
+        for tag, deltas, _ in parts:
+            if deltas:
+                self._return_deltas(tag, deltas)
+        for _, future, _ in batch:
+            if not future.done():
+                future.set_exception(exc)
 
     async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         replies = await self.conn.execute(commands)

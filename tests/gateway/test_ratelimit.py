@@ -220,6 +220,29 @@ def test_a_backlog_is_split_into_calls_of_bounded_size_in_one_round_trip(ns: str
     assert all(reply[0] == 1 for reply in replies)
 
 
+def test_a_request_the_script_cannot_take_fails_its_batch_and_nothing_waits(ns: str) -> None:
+    # A rule no window exists for (a bug): its batch gets the error, its usage deltas go back to
+    # the pending ones, and the next batch is served.
+    limiter = Limiter(ScriptConnection(os.environ["REDIS_URL"]), RedisKeys(ns))
+    bad = Check([ns + "bad"], [Rule("route:fortnight", "r", "fortnight", 1)], "", "")
+    good = Check([ns + "good"], [Rule("route:minute", "r", "minute", 5)], "", "")
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        limiter._add("", "h|1|1||1|p|2xx", 3)
+        first = await asyncio.wait_for(
+            asyncio.gather(limiter.batcher.call(bad), limiter.batcher.call(good), return_exceptions=True), 5
+        )
+        second = await asyncio.wait_for(asyncio.gather(limiter.batcher.call(good)), 5)
+        limiter.conn.close()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert all(isinstance(reply, KeyError) for reply in first)
+    assert [int(x) for x in second[0]] == [1, 1, 4, 60_000, 5]
+    # The deltas went back, then rode with the second batch: nothing lost.
+    assert redis.Redis.from_url(os.environ["REDIS_URL"]).hget(ns + "usage", "h|1|1||1|p|2xx") == b"3"
+
+
 def test_quota_windows_are_utc_calendar_days_and_months() -> None:
     assert quota_window("day", 1_796_000_000.0) == ("20261130", 1_796_083_200)
     assert quota_window("month", 1_796_000_000.0) == ("202611", 1_796_083_200)
