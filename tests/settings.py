@@ -10,6 +10,10 @@ import uuid
 
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# The processes the tests start (manage.py checks, gateways) never read the var/dev.env that
+# `make run` leaves in a developer's checkout: its DEBUG and SECRET_KEY made four production-
+# settings tests fail after a `make run` (tests that want a dev.env name their own file).
+os.environ["APIGW_DEV_ENV"] = ""
 # Each pytest process (xdist workers included) takes a Redis namespace and a test database of
 # its own; the gateway processes it starts (APIGW_TEST_CHILD=1) inherit its namespace.
 if os.environ.get("APIGW_TEST_CHILD") != "1":
