@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from bench import django_env
 from bench.routes import route_specs
 
 UPSTREAMS = 10
@@ -62,21 +63,6 @@ def config_data(routes: int, *, changed_every: int = 0) -> dict[str, Any]:
             route["limit_per_minute"] = 600
         data["routes"].append(route)
     return data
-
-
-def _setup(database_url: str) -> None:
-    os.environ.setdefault("DEBUG", "true")
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
-    os.environ["REDIS_PREFIX"] = f"bench-apply-{uuid.uuid4().hex[:8]}:"
-    os.environ.setdefault("LOG_LEVEL", "warning")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "apigw.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 @contextlib.contextmanager
@@ -135,7 +121,7 @@ def _apply(path: Path, *, profile: bool, sort: str = "cumulative") -> dict[str, 
 
 def run(routes: int, *, postgres: bool, profile: str = "", sort: str = "cumulative") -> dict[str, Any]:
     with _database(postgres) as url, tempfile.TemporaryDirectory(prefix="apigw-bench-") as tmp:
-        _setup(url)
+        django_env.setup(url, "apply")
         first, changed = Path(tmp) / "routes.yaml", Path(tmp) / "changed.yaml"
         first.write_text(yaml.safe_dump(config_data(routes), sort_keys=False), encoding="utf-8")
         changed.write_text(yaml.safe_dump(config_data(routes, changed_every=10), sort_keys=False), encoding="utf-8")

@@ -24,28 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-
-def _setup(db_path: Path) -> None:
-    os.environ.setdefault("DEBUG", "true")
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
-    os.environ["REDIS_PREFIX"] = f"bench-snapshot-{uuid.uuid4().hex[:8]}:"
-    os.environ.setdefault("LOG_LEVEL", "warning")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "apigw.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from bench import django_env
 
 
 def _populate(partners: int, signups: int, routes: int = 0) -> None:
@@ -191,7 +176,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="apigw-bench-") as tmp:
-        _setup(Path(tmp) / "bench.sqlite3")
+        django_env.setup(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", "snapshot")
         started = time.perf_counter()
         _populate(args.partners, args.signups, args.routes)
         print(f"populated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
