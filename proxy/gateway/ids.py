@@ -12,5 +12,6 @@ _bits = random.getrandbits
 
 
 def random_hex(bits: int) -> str:
-    """``bits`` random bits as lower-case hex, never all zeros (W3C Trace Context forbids them)."""
-    return f"{_bits(bits) or 1:0{bits // 4}x}"
+    """``bits`` random bits (a multiple of 8) as lower-case hex, never all zeros (W3C Trace
+    Context forbids them). ``int.to_bytes().hex()``: a quarter of a format spec's time."""
+    return (_bits(bits) or 1).to_bytes(bits // 8).hex()
