@@ -43,7 +43,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         chunks = []
         while chunk := await conn.read():
             chunks.append(chunk)
-        headers = [(k.lower(), v) for k, v in conn.headers if k.lower() not in _HOP]
+        headers = [(k, v) for k, v in conn.headers if k not in _HOP]  # names come lower-cased
         await send({"type": "http.response.start", "status": conn.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"".join(chunks)})
     finally:

@@ -111,7 +111,7 @@ class H1Connection(asyncio.Protocol):
         # The exchange in progress (begin() resets these).
         self.active = False
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # names lower-cased
         self.head_done = False
         self.complete = False
         self.keep_alive = False
@@ -198,7 +198,7 @@ class H1Connection(asyncio.Protocol):
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > MAX_HEAD_BYTES:
             raise BadResponse("the response head is too large")
-        self.headers.append((name, value))
+        self.headers.append((name.lower(), value))  # lower-cased once, as ASGI sends them
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -212,13 +212,12 @@ class H1Connection(asyncio.Protocol):
         self.keep_alive = self._parser.should_keep_alive()
         has_length = False
         for name, value in self.headers:
-            lowered = name.lower()
-            if lowered == b"transfer-encoding":
+            if name == b"transfer-encoding":
                 if value.strip().lower() != b"chunked":
                     # Decoded here, relayed undeclared: only chunked can be taken off safely.
                     raise BadResponse("unsupported transfer coding")
                 has_length = True
-            elif lowered == b"content-length":
+            elif name == b"content-length":
                 has_length = True
         self.head_done = True
         if self._head_request or status in _NO_BODY_STATUS:

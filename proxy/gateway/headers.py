@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from proxy.gateway.ids import random_hex
 
@@ -96,10 +95,10 @@ def request_id_from(value: str | None) -> str:
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 
 
-def filter_response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    # Once per response: names compared as bytes (lower-cased once each), and a set of its own
-    # only when the response has a Connection header naming more hop-by-hop headers.
-    lowered = [(name.lower(), value) for name, value in raw]
+def filter_response_headers(lowered: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The end-to-end headers of a response whose names are lower-cased (h1client.py keeps
+    them so). Names are compared as bytes, and a set of its own is built only when the response
+    has a Connection header naming more hop-by-hop headers."""
     named: set[bytes] | None = None
     for name, value in lowered:
         if name == b"connection":
