@@ -313,8 +313,16 @@ class H1Connection(asyncio.Protocol):
     async def response_head(self) -> None:
         """Wait for the final response head (the read timeout applies)."""
         if self._read_timeout > 0:
-            self._last_read = self.loop.time()
-            self._timer = self.loop.call_at(self._last_read + self._read_timeout, self._on_timer)
+            self._last_read = now = self.loop.time()
+            deadline = now + self._read_timeout
+            # A timer left from an earlier exchange on this connection is kept when it fires no
+            # later than this one's deadline: it re-arms itself for what is left (_on_timer). Arming
+            # and cancelling a timer for every exchange cost ≈ 1.4 µs (bench.pathcost).
+            timer = self._timer
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = self.loop.call_at(deadline, self._on_timer)
         while not self.head_done:
             if self._error is not None:
                 raise self._error
@@ -345,8 +353,8 @@ class H1Connection(asyncio.Protocol):
 
     def release(self) -> None:
         """Back to the pool when the response is complete and the connection may carry another
-        one; closed otherwise."""
-        self._cancel_timer()
+        one; closed otherwise. A pooled connection's read timer is left to run out: it does
+        nothing while the connection is idle, and the next exchange may reuse it."""
         self.active = False
         reusable = self.complete and self.keep_alive and not self.closed and self._error is None
         self._chunks = []
@@ -354,6 +362,7 @@ class H1Connection(asyncio.Protocol):
             self.reused = True
             self.pool.put(self)
         else:
+            self._cancel_timer()
             self.close()
 
     # -- internals -----------------------------------------------------------------------------
@@ -376,8 +385,8 @@ class H1Connection(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
-        if not self.active or self.complete or self._error is not None:
-            return
+        if not self.active or self.complete or self._error is not None or self._read_timeout <= 0:
+            return  # idle, done, or an exchange without a read timeout: the timer lapses
         now = self.loop.time()
         if self._waiter is None or self._read_paused:
             # The relay is busy with the client, not waiting for the upstream: not its fault.

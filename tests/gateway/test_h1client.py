@@ -388,6 +388,75 @@ def test_a_slow_answer_is_a_504_and_a_stalled_body_is_cut(static_gateway: Any) -
     assert [r.target for r in raw.requests] == ["/slow", "/stall"]  # read timeouts are not retried
 
 
+def _two_routes(raw: RawUpstream, upstream_read: float, quick_read: float) -> dict[str, Any]:
+    """One target; "/quick" has a read timeout of its own, everything else the upstream's."""
+    return {
+        "upstreams": [{"name": "raw", "targets": [{"url": raw.url, "weight": 1}], "read_timeout": upstream_read}],
+        "routes": [
+            {
+                "name": "quick",
+                "path": "/quick",
+                "path_type": "prefix",
+                "upstream": "raw",
+                "auth": "public",
+                "timeouts": {"read": quick_read},
+                "retries": 0,
+            },
+            {"name": "rest", "path": "/", "path_type": "prefix", "upstream": "raw", "auth": "public", "retries": 0},
+        ],
+    }
+
+
+def test_a_shorter_read_timeout_holds_on_a_connection_an_earlier_exchange_timed_longer(
+    static_gateway: Any,
+) -> None:
+    """A pooled connection keeps its read timer between exchanges (h1client.response_head):
+    the 5 s timer of the first exchange must not stand in for the second's 0.3 s."""
+
+    async def respond(request: RawRequest) -> bool:
+        if request.target.endswith("/slow"):
+            await asyncio.sleep(30)
+            return False
+        await request.send(answer())
+        return True
+
+    raw = RawUpstream(respond).start()
+    try:
+        server = static_gateway(_two_routes(raw, upstream_read=5.0, quick_read=0.3), upstream_queue_timeout=10.0)
+        with httpx.Client(base_url=server.url, timeout=20) as client:
+            assert client.get("/fast").status_code == 200
+            began = time.monotonic()
+            slow = client.get("/quick/slow")
+            waited = time.monotonic() - began
+    finally:
+        raw.stop()
+    assert slow.status_code == 504 and slow.json()["error"]["code"] == "upstream_timeout"
+    assert waited < 3.0, waited  # the route's 0.3 s, not the 5 s timer left by "/fast"
+    assert raw.connections == 1  # the same pooled connection carried both
+
+
+def test_a_longer_read_timeout_outlives_the_timer_an_earlier_exchange_left(static_gateway: Any) -> None:
+    """The 0.3 s timer left by a quick exchange fires during the next one, whose read timeout
+    is 5 s: it re-arms for what is left of that one instead of failing it."""
+
+    async def respond(request: RawRequest) -> bool:
+        if request.target == "/takes-a-second":
+            await asyncio.sleep(1.0)
+        await request.send(answer(request.target.encode()))
+        return True
+
+    raw = RawUpstream(respond).start()
+    try:
+        server = static_gateway(_two_routes(raw, upstream_read=5.0, quick_read=0.3), upstream_queue_timeout=10.0)
+        with httpx.Client(base_url=server.url, timeout=20) as client:
+            assert client.get("/quick/first").status_code == 200
+            answered = client.get("/takes-a-second")
+    finally:
+        raw.stop()
+    assert answered.status_code == 200 and answered.text == "/takes-a-second"
+    assert raw.connections == 1
+
+
 def test_a_slow_client_slows_the_upstream_down(static_gateway: Any) -> None:
     written: list[int] = [0]
 
