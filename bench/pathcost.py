@@ -8,14 +8,18 @@ request's bytes are fed to the protocol, the upstream's answer (the bench nginx'
 byte) is fed to the pooled connection one loop turn after the request was written. What is left
 is the Python of uvicorn, the app and the event loop per request, with nothing else on the core.
 
-    python -m bench.pathcost               # (d) and (c2), 3 rounds of 20,000 requests each
+    python -m bench.pathcost               # (c2), (d) and (e), 3 rounds of 20,000 requests each
     python -m bench.pathcost d --rounds 5  # one app
     python -m bench.pathcost d --profile   # cProfile of one round: the functions a request runs
 
-Apps: ``d`` = bench/gateway_app.py (the gateway, public route), ``c2`` = bench/passthrough_h1.py
-(the bare passthrough on the same client). The gateway needs a Redis at start: one of its own is
-started on a free port and stopped by its PID. Figures are CPU microseconds per request (process
-time), the median of the rounds; compare runs of one machine only.
+Apps: ``c2`` = bench/passthrough_h1.py (the bare passthrough on the gateway's client), ``d`` =
+bench/gateway_app.py (the gateway, public route), ``e`` = the full path as ``make bench`` builds
+it (bench/full_path.py: ``apigw.asgi``, an API key, limits and quotas, the JSON access log at
+INFO, written to stdout, here /dev/null). The gateway needs a Redis: one of its own is started
+on a free port and stopped by its PID (localcluster's RedisNode); (e)'s limiter calls reach it
+for real, one script call per batch of requests, so (e) includes that client's system calls.
+Figures are CPU microseconds per request (process time, the access log's writer thread
+included), the median of the rounds; compare runs of one machine only.
 """
 
 from __future__ import annotations
@@ -26,20 +30,23 @@ import cProfile
 import importlib
 import os
 import pstats
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import uvloop
 
-from bench.procs import free_port
+from bench.full_path import full_path
 from bench.upstream import BODY
+from localcluster.redis_cluster import RedisNode
 
-APPS = {"d": "bench.gateway_app", "c2": "bench.passthrough_h1"}
+APPS = {"c2": "bench.passthrough_h1", "d": "bench.gateway_app", "e": "apigw.asgi"}
 UPSTREAM = "http://127.0.0.1:9"  # never connected to: the pooled connections are in memory
 CONNECTIONS = 10  # clients in flight at once, as a loaded server batches a few per loop turn
 RESPONSE = (
@@ -88,9 +95,11 @@ def _fill_pools(pools: list[Any], loop: asyncio.AbstractEventLoop) -> None:
     for pool in pools:
         for _ in range(CONNECTIONS):
             conn = H1Connection(pool, loop)
-            conn.connection_made(
-                _Transport(lambda _data, c=conn: loop.call_soon(c.data_received, RESPONSE), ("127.0.0.1", 9))  # type: ignore[misc]
-            )
+
+            def answer(_request: bytes, conn: H1Connection = conn) -> None:
+                loop.call_soon(conn.data_received, RESPONSE)
+
+            conn.connection_made(cast(asyncio.BaseTransport, _Transport(answer, ("127.0.0.1", 9))))
             pool.opened += 1
             pool.put(conn)
 
@@ -117,7 +126,7 @@ async def _lifespan(app: Any) -> Callable[[], Any]:
     return stop
 
 
-async def _measure(key: str, requests: int, rounds: int, profile: bool) -> list[float]:
+async def _measure(key: str, requests: int, rounds: int, profile: bool, api_key: str = "") -> list[float]:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
@@ -125,22 +134,25 @@ async def _measure(key: str, requests: int, rounds: int, profile: bool) -> list[
 
     os.environ["BENCH_UPSTREAM_URL"] = UPSTREAM
     module = importlib.import_module(APPS[key])
-    app = module.app
+    app = module.application if key == "e" else module.app
     loop = asyncio.get_running_loop()
     stop = await _lifespan(app)
-    if key == "d":
+    if key == "c2":
+        _fill_pools([module._pool], loop)
+    else:
         from proxy.gateway.balancer import Target
 
-        _fill_pools([app.forwarder.client.pool(Target.parse(UPSTREAM))], loop)
-    else:
-        _fill_pools([module._pool], loop)
+        gateway = module.gateway if key == "e" else app
+        _fill_pools([gateway.forwarder.client.pool(Target.parse(UPSTREAM))], loop)
 
     config = Config(
         app=app, lifespan="off", access_log=False, server_header=False, date_header=False, proxy_headers=False
     )
     config.load()
     state = ServerState()
-    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n%s\r\n" % (
+        f"X-API-Key: {api_key}\r\n".encode() if api_key else b""
+    )
     remaining = answered = 0
     finished: asyncio.Future[None] = loop.create_future()
 
@@ -149,7 +161,9 @@ async def _measure(key: str, requests: int, rounds: int, profile: bool) -> list[
 
         def __init__(self, index: int) -> None:
             self.protocol = EdgeProtocol(config=config, server_state=state, app_state={}, _loop=loop)
-            self.protocol.connection_made(_Transport(self.written, ("127.0.0.1", 40000 + index)))  # type: ignore[arg-type]
+            self.protocol.connection_made(
+                cast(asyncio.Transport, _Transport(self.written, ("127.0.0.1", 40000 + index)))
+            )
             self.received = 0
 
         def written(self, data: bytes) -> None:
@@ -187,26 +201,9 @@ async def _measure(key: str, requests: int, rounds: int, profile: bool) -> list[
         client.protocol.connection_lost(None)
     await stop()
     if profiler is not None:
-        stats = pstats.Stats(profiler)
+        stats = pstats.Stats(profiler, stream=sys.stderr)
         stats.sort_stats("tottime").print_stats(40)
     return results
-
-
-def _redis() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    directory = tempfile.mkdtemp(prefix="pathcost-redis-")
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False)
-        if done.stdout.strip() == "PONG":
-            return proc, f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,38 +217,60 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown app {unknown[0]!r}: choose from {', '.join(APPS)}")
     args.apps = args.apps or list(APPS)
-    redis, url = _redis()
-    os.environ["REDIS_URL"] = url
     figures: dict[str, float] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="pathcost-"))
+    redis = RedisNode(workdir, node_timeout_ms=None).start_and_wait()
+    url = os.environ["REDIS_URL"] = redis.url
     try:
         for key in args.apps:
+            env, api_key = dict(os.environ), ""
+            if key == "e":
+                fixture = full_path(workdir, upstream_url=UPSTREAM, redis_url=url, redis_prefix="apigw-pathcost:")
+                assert fixture is not None
+                env.update(fixture.env)
+                api_key = fixture.headers["X-API-Key"]
             # One process per app: each starts from a clean interpreter, like its server would.
-            code = f"import sys, asyncio, uvloop; from bench import pathcost; print(pathcost._child({key!r}, {args.requests}, {args.rounds}, {args.profile}))"
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=600)
-            if done.returncode != 0:
-                print(done.stdout, done.stderr, file=sys.stderr)
+            out = workdir / f"{key}.txt"
+            code = (
+                "from bench import pathcost; "
+                f"pathcost._child({key!r}, {args.requests}, {args.rounds}, {args.profile}, {api_key!r}, {str(out)!r})"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code],
+                stdout=subprocess.DEVNULL,  # (e)'s access log
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+                timeout=600,
+                env=env,
+            )
+            if done.returncode != 0 or not out.exists():
+                print(done.stderr, file=sys.stderr)
                 return 1
-            lines = done.stdout.strip().splitlines()
             if args.profile:
-                print("\n".join(lines[:-1]))
-            rounds = [float(x) for x in lines[-1].split(",")]
+                print(done.stderr)
+            rounds = [float(x) for x in out.read_text().split(",")]
             figures[key] = statistics.median(rounds)
             spread = ", ".join(f"{x:.1f}" for x in rounds)
             print(f"({key}) {figures[key]:6.1f} µs of CPU per request, median of {len(rounds)} rounds ({spread})")
     finally:
-        redis.terminate()
-        redis.wait(10)
+        redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     if "d" in figures and "c2" in figures:
         print(f"(d) − (c2): {figures['d'] - figures['c2']:.1f} µs per request of the gateway's own Python")
+        # Under wrk this host's system-call and wake-up costs grow with the Python per request
+        # (docs/benchmarks.md), so the requests/s ratio follows this one.
+        print(f"(c2)/(d): {figures['c2'] / figures['d']:.2f} (make bench's (d)/(c2) requests/s tracks it)")
     return 0
 
 
-def _child(key: str, requests: int, rounds: int, profile: bool) -> str:
+def _child(key: str, requests: int, rounds: int, profile: bool, api_key: str, out: str) -> None:
     import logging
 
-    logging.disable(logging.WARNING)  # as bench.bench runs (d): LOG_LEVEL=warning
-    results = uvloop.run(_measure(key, requests, rounds, profile))
-    return ",".join(f"{x:.2f}" for x in results)
+    if key != "e":
+        logging.disable(logging.WARNING)  # as bench.bench runs (c2) and (d): LOG_LEVEL=warning
+    results = uvloop.run(_measure(key, requests, rounds, profile, api_key))
+    Path(out).write_text(",".join(f"{x:.2f}" for x in results))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ if [ "${BENCH_WS_SOCKETS:-10000}" != "0" ]; then
     echo "== WebSockets =="
     "$PY" -m bench.websockets || status=$?
 fi
+# The Python per request on in-memory transports (bench/pathcost.py): the figure that make bench's
+# (d)/(c2) follows on this host, without wrk's noise; on the server's core. BENCH_PATHCOST=0 skips it.
+if [ "${BENCH_PATHCOST:-1}" != "0" ]; then
+    echo
+    echo "== Python per request (no sockets) =="
+    cpu=$(( $(nproc) > 1 ? 1 : 0 ))
+    taskset -c "$cpu" "$PY" -m bench.pathcost || status=$?
+fi
 # Redis capacity (issue 16): the limiter script driven directly at Redis, one Redis and a 3-primary
 # cluster of its own (docs/operations.md "Redis, measured"); BENCH_CAPACITY=0 skips it.
 if [ "${BENCH_CAPACITY:-1}" != "0" ]; then
