@@ -57,10 +57,10 @@ async def each_target(
 ) -> T:
     """Run ``attempt(index, target, may_retry)`` on the balancer's choice, again on another
     target each time it raises ``Retry``, at most ``retries`` more times."""
-    upstream.retry_budget.request(time.time())
+    now = time.time()
+    upstream.retry_budget.request(now)
     tried: list[int] = []
     while True:
-        now = time.time()
         index = upstream.choose(hash_key, tried, now)
         if index is None and tried:
             index = upstream.choose(hash_key, (), now)  # only tried targets left: one again
@@ -81,3 +81,4 @@ async def each_target(
             if retries <= 0 and exc.error is not None:
                 raise exc.error from exc
         retries -= 1
+        now = time.time()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 
 import aiohttp
 
@@ -87,6 +88,8 @@ class _Exchange:
         "hash_key",
         "cache",
         "index",
+        "timeouts",
+        "forwarder",
     )
 
     def __init__(
@@ -97,6 +100,7 @@ class _Exchange:
         receive: Receive,
         send: Send,
         data: bytes | Upload | None,
+        forwarder: Forwarder,
     ) -> None:
         self.ctx = ctx
         self.upstream = upstream
@@ -111,6 +115,13 @@ class _Exchange:
         self.hash_key = admitted.hash_key
         self.cache = admitted.cache
         self.index = -1  # the target of the attempt in progress
+        self.timeouts = (0.0, 0.0)  # (connect, read) seconds, set by the forwarder
+        self.forwarder = forwarder
+
+    def attempt(self, index: int, target: Target, retry: bool) -> Awaitable[None]:
+        """The attempt callable of attempts.each_target: the forwarder's, for this exchange (a
+        bound method, not a closure and a coroutine of its own per request)."""
+        return self.forwarder.attempt(self, index, target, retry)
 
     def replayable(self) -> bool:
         return not (isinstance(self.data, Upload) and self.data.started)
@@ -223,7 +234,7 @@ class Forwarder:
                 data = b"".join([chunk async for chunk in chunks(ctx, receive, limits)])
             else:
                 data = Upload(ctx, receive, limits)
-        exchange = _Exchange(ctx, admitted, upstream, receive, send, data)
+        exchange = _Exchange(ctx, admitted, upstream, receive, send, data, self)
         slots = self._slots.get(upstream.name)
         if slots is None:
             slots = self._slots[upstream.name] = asyncio.Semaphore(
@@ -233,14 +244,16 @@ class Forwarder:
             await self._queue_for(slots)
         else:
             await slots.acquire()  # free: returns at once
+        exchange.timeouts = self._timeouts(upstream, policy)
+        retries = policy.retry.retries if retry else 0
         ctx.upstream_started = time.perf_counter()
         try:
             if policy.total_timeout is None:
-                await self._attempts(exchange, policy.retry.retries if retry else 0)
+                await each_target(ctx, upstream, exchange.hash_key, retries, exchange.attempt)
                 return
             try:
                 async with asyncio.timeout(policy.total_timeout):
-                    await self._attempts(exchange, policy.retry.retries if retry else 0)
+                    await each_target(ctx, upstream, exchange.hash_key, retries, exchange.attempt)
             except TimeoutError as exc:
                 if ctx.response_started:
                     raise
@@ -263,28 +276,18 @@ class Forwarder:
                 "The API is at capacity; try again shortly.", code="upstream_busy", headers=[(b"retry-after", b"1")]
             ) from None
 
-    async def _attempts(self, exchange: _Exchange, retries_left: int) -> None:
-        ctx, upstream, headers = exchange.ctx, exchange.upstream, exchange.headers
-        timeouts = self._timeouts(upstream, exchange.policy)
-
-        async def attempt(index: int, target: Target, retry: bool) -> None:
-            exchange.index = index
-            if not exchange.preserve_host:
-                headers["Host"] = target.authority
-            if not await self._attempt(exchange, target, timeouts, retry):
-                raise Retry()
-
-        await each_target(ctx, upstream, exchange.hash_key, retries_left, attempt)
-
-    async def _attempt(self, exchange: _Exchange, target: Target, timeouts: tuple[float, float], retry: bool) -> bool:
-        """One attempt on one target. True when the response was relayed; False or Retry when it
-        is to be retried (the retry budget is already charged); else the error to answer.
-        """
-        ctx, upstream, index, policy = exchange.ctx, exchange.upstream, exchange.index, exchange.policy
+    async def attempt(self, exchange: _Exchange, index: int, target: Target, retry: bool) -> None:
+        """One attempt on one target (attempts.each_target calls it, through
+        ``_Exchange.attempt``): returns when the response was relayed, raises Retry when it is to
+        be retried (the retry budget is already charged), else the error to answer."""
+        ctx, upstream, policy = exchange.ctx, exchange.upstream, exchange.policy
+        exchange.index = index
+        if not exchange.preserve_host:
+            exchange.headers["Host"] = target.authority
         circuit = upstream.circuits[index]
         upstream.inflight[index] += 1
         try:
-            conn = await self._exchange(exchange, target, timeouts)
+            conn = await self._exchange(exchange, target, exchange.timeouts)
             try:
                 status = conn.status
                 if status in upstream.breaker.failure_statuses:
@@ -292,9 +295,8 @@ class Forwarder:
                 else:
                     circuit.success()
                 if status in policy.retry.statuses and self._may_retry(exchange, retry):
-                    return False
+                    raise Retry()
                 await self._relay(exchange, conn)
-                return True
             finally:
                 conn.release()
         except (GatewayError, ClientGone):
