@@ -132,7 +132,7 @@ async def _measure(key: str, requests: int, rounds: int, profile: bool, api_key:
 
     from proxy.gateway.edge import EdgeProtocol
 
-    os.environ["BENCH_UPSTREAM_URL"] = UPSTREAM
+    os.environ["BENCH_UPSTREAM_URL"] = UPSTREAM  # a process of its own (main's child): before the app is imported
     module = importlib.import_module(APPS[key])
     app = module.application if key == "e" else module.app
     loop = asyncio.get_running_loop()
@@ -220,10 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, float] = {}
     workdir = Path(tempfile.mkdtemp(prefix="pathcost-"))
     redis = RedisNode(workdir, node_timeout_ms=None).start_and_wait()
-    url = os.environ["REDIS_URL"] = redis.url
+    url = redis.url
     try:
         for key in args.apps:
-            env, api_key = dict(os.environ), ""
+            # The children's environment only: this process's (a test's, say) is left as it was.
+            env, api_key = {**os.environ, "REDIS_URL": url, "BENCH_UPSTREAM_URL": UPSTREAM}, ""
             if key == "e":
                 fixture = full_path(workdir, upstream_url=UPSTREAM, redis_url=url, redis_prefix="apigw-pathcost:")
                 assert fixture is not None
