@@ -175,7 +175,8 @@ class Admission:
             )
         check = limits_for(self.keys, identity, route, ctx.client_ip, time.time())
         if self.limiter is not None:
-            await self.limiter.check(ctx, check)
+            if check.rules or check.usage_prefix:  # else nothing to count: no coroutine either
+                await self.limiter.check(ctx, check)
         else:
             assert self.peek is not None
             admitted.limits = self.peek.read(check, time.time())
@@ -355,10 +356,16 @@ def identity_headers(identity: Identity) -> list[tuple[str, str]]:
     return headers
 
 
+# The check of a request nothing limits or counts; shared (no Check is changed once built).
+NO_LIMITS = Check([], [], "", "")
+
+
 def limits_for(keys: RedisKeys, identity: Identity | None, route: Route, client_ip: str, now: float) -> Check:
     """The limits and usage counter of one request (ratelimit.lua takes them in one call). All its
     keys share one hash tag (vocabulary.RedisKeys): the partner's, or the client IP's when anonymous."""
     policy = route.policy
+    if identity is None and not policy.rules:
+        return NO_LIMITS  # an anonymous caller on a route without limits: counted nowhere
     route_id = route.id if route.id is not None else route.name
     if identity is None:
         caller = ip_caller(client_ip)
