@@ -158,7 +158,12 @@ class Admission:
         if protocol == "websocket":
             admitted.offer = offered(ctx, route.policy.allow_query_key)
             offered_key = admitted.offer.key
-        identity = admitted.identity = await self.authenticate(ctx, snapshot, route, offered_key, simulate)
+        # A public route identifies nobody (auth.Authenticator.authenticate): no coroutines for it.
+        identity = admitted.identity = (
+            None
+            if route.policy.auth == "public"
+            else await self.authenticate(ctx, snapshot, route, offered_key, simulate)
+        )
 
         ctx.phase = "limit"
         admitted.target = upstream_target(ctx, match, canonical)
