@@ -41,7 +41,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         conn.write(encode_head(scope["method"], scope["raw_path"].decode(), [("Host", UPSTREAM.authority)], ""))
         await conn.response_head()
         chunks = []
-        while chunk := await conn.read():
+        while True:
+            chunk = conn.read_nowait()  # the client's cheapest read, as the gateway's relay uses it
+            if chunk is None:
+                chunk = await conn.read()
+            if not chunk:
+                break
             chunks.append(chunk)
         headers = [(k, v) for k, v in conn.headers if k not in _HOP]  # names come lower-cased
         await send({"type": "http.response.start", "status": conn.status, "headers": headers})

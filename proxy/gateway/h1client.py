@@ -330,18 +330,26 @@ class H1Connection(asyncio.Protocol):
         if self._error is not None and not self.complete:
             raise self._error
 
+    def read_nowait(self) -> bytes | None:
+        """What ``read`` would return without waiting, or None when it would wait (or raise).
+        Most answers arrive whole with their head: then the relay needs no coroutine to read."""
+        if self._chunks:
+            chunks, self._chunks = self._chunks, []
+            self._buffered = 0
+            if self._read_paused and self.transport is not None:
+                self._read_paused = False
+                self.transport.resume_reading()
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self.complete:
+            return b""  # whatever came after it (refused) does not spoil a complete response
+        return None
+
     async def read(self) -> bytes:
         """The body bytes received since the last call; b"" once the body is complete."""
         while True:
-            if self._chunks:
-                chunks, self._chunks = self._chunks, []
-                self._buffered = 0
-                if self._read_paused and self.transport is not None:
-                    self._read_paused = False
-                    self.transport.resume_reading()
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            if self.complete:
-                return b""  # whatever came after it (refused) does not spoil a complete response
+            chunk = self.read_nowait()
+            if chunk is not None:
+                return chunk
             if self._error is not None:
                 raise self._error
             await self._wait()

@@ -407,7 +407,9 @@ class Forwarder:
         ended = False  # the last send said more_body=False
         try:
             while True:
-                chunk = await conn.read()
+                chunk = conn.read_nowait()
+                if chunk is None:
+                    chunk = await conn.read()
                 if not chunk:
                     break
                 # Most answers arrive whole with their head: one send, no watcher, no extra turn.
