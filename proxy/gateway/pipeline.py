@@ -158,12 +158,7 @@ class Admission:
         if protocol == "websocket":
             admitted.offer = offered(ctx, route.policy.allow_query_key)
             offered_key = admitted.offer.key
-        # A public route identifies nobody (auth.Authenticator.authenticate): no coroutines for it.
-        identity = admitted.identity = (
-            None
-            if route.policy.auth == "public"
-            else await self.authenticate(ctx, snapshot, route, offered_key, simulate)
-        )
+        identity = admitted.identity = await self.authenticate(ctx, snapshot, route, offered_key, simulate)
 
         ctx.phase = "limit"
         admitted.target = upstream_target(ctx, match, canonical)
@@ -180,7 +175,7 @@ class Admission:
             )
         check = limits_for(self.keys, identity, route, ctx.client_ip, time.time())
         if self.limiter is not None:
-            if check.rules or check.usage_prefix:  # else nothing to count: no coroutine either
+            if check is not NO_LIMITS:  # nothing to limit or count: no limiter coroutine either
                 await self.limiter.check(ctx, check)
         else:
             assert self.peek is not None
