@@ -38,16 +38,33 @@ async def ok(request: RawRequest) -> bool:
 
 @contextlib.contextmanager
 def gateway_to(
-    static_gateway: Any, respond: Respond, *, route: dict[str, Any] | None = None, **upstream: Any
+    static_gateway: Any,
+    respond: Respond,
+    *,
+    route: dict[str, Any] | None = None,
+    snapshot: Callable[[str], dict[str, Any]] | None = None,
+    **upstream: Any,
 ) -> Iterator[tuple[RawUpstream, httpx.Client]]:
-    """A RawUpstream answering with ``respond`` behind a gateway with one public route to it."""
+    """A RawUpstream answering with ``respond`` behind a gateway with one public route to it, or
+    with what ``snapshot(upstream_url)`` configures."""
     raw = RawUpstream(respond).start()
-    data = {
-        "upstreams": [{"name": "raw", "targets": [{"url": raw.url, "weight": 1}], **upstream}],
-        "routes": [
-            {"name": "raw", "path": "/", "path_type": "prefix", "upstream": "raw", "auth": "public", **(route or {})}
-        ],
-    }
+    data = (
+        snapshot(raw.url)
+        if snapshot is not None
+        else {
+            "upstreams": [{"name": "raw", "targets": [{"url": raw.url, "weight": 1}], **upstream}],
+            "routes": [
+                {
+                    "name": "raw",
+                    "path": "/",
+                    "path_type": "prefix",
+                    "upstream": "raw",
+                    "auth": "public",
+                    **(route or {}),
+                }
+            ],
+        }
+    )
     try:
         server = static_gateway(data, upstream_queue_timeout=10.0)
         with httpx.Client(base_url=server.url, timeout=20) as client:
@@ -388,10 +405,10 @@ def test_a_slow_answer_is_a_504_and_a_stalled_body_is_cut(static_gateway: Any) -
     assert [r.target for r in raw.requests] == ["/slow", "/stall"]  # read timeouts are not retried
 
 
-def _two_routes(raw: RawUpstream, upstream_read: float, quick_read: float) -> dict[str, Any]:
-    """One target; "/quick" has a read timeout of its own, everything else the upstream's."""
+def _two_routes(url: str) -> dict[str, Any]:
+    """One target with a 5 s read timeout; "/quick" has a 0.3 s one of its own."""
     return {
-        "upstreams": [{"name": "raw", "targets": [{"url": raw.url, "weight": 1}], "read_timeout": upstream_read}],
+        "upstreams": [{"name": "raw", "targets": [{"url": url, "weight": 1}], "read_timeout": 5.0}],
         "routes": [
             {
                 "name": "quick",
@@ -399,7 +416,7 @@ def _two_routes(raw: RawUpstream, upstream_read: float, quick_read: float) -> di
                 "path_type": "prefix",
                 "upstream": "raw",
                 "auth": "public",
-                "timeouts": {"read": quick_read},
+                "timeouts": {"read": 0.3},
                 "retries": 0,
             },
             {"name": "rest", "path": "/", "path_type": "prefix", "upstream": "raw", "auth": "public", "retries": 0},
@@ -420,16 +437,11 @@ def test_a_shorter_read_timeout_holds_on_a_connection_an_earlier_exchange_timed_
         await request.send(answer())
         return True
 
-    raw = RawUpstream(respond).start()
-    try:
-        server = static_gateway(_two_routes(raw, upstream_read=5.0, quick_read=0.3), upstream_queue_timeout=10.0)
-        with httpx.Client(base_url=server.url, timeout=20) as client:
-            assert client.get("/fast").status_code == 200
-            began = time.monotonic()
-            slow = client.get("/quick/slow")
-            waited = time.monotonic() - began
-    finally:
-        raw.stop()
+    with gateway_to(static_gateway, respond, snapshot=_two_routes) as (raw, client):
+        assert client.get("/fast").status_code == 200
+        began = time.monotonic()
+        slow = client.get("/quick/slow")
+        waited = time.monotonic() - began
     assert slow.status_code == 504 and slow.json()["error"]["code"] == "upstream_timeout"
     assert waited < 3.0, waited  # the route's 0.3 s, not the 5 s timer left by "/fast"
     assert raw.connections == 1  # the same pooled connection carried both
@@ -445,14 +457,9 @@ def test_a_longer_read_timeout_outlives_the_timer_an_earlier_exchange_left(stati
         await request.send(answer(request.target.encode()))
         return True
 
-    raw = RawUpstream(respond).start()
-    try:
-        server = static_gateway(_two_routes(raw, upstream_read=5.0, quick_read=0.3), upstream_queue_timeout=10.0)
-        with httpx.Client(base_url=server.url, timeout=20) as client:
-            assert client.get("/quick/first").status_code == 200
-            answered = client.get("/takes-a-second")
-    finally:
-        raw.stop()
+    with gateway_to(static_gateway, respond, snapshot=_two_routes) as (raw, client):
+        assert client.get("/quick/first").status_code == 200
+        answered = client.get("/takes-a-second")
     assert answered.status_code == 200 and answered.text == "/takes-a-second"
     assert raw.connections == 1
 
