@@ -66,6 +66,9 @@ class _Transport:
     def write(self, data: bytes) -> None:
         self.on_write(data)
 
+    def writelines(self, chunks: Any) -> None:
+        self.on_write(b"".join(chunks))
+
     def is_closing(self) -> bool:
         return self.closing
 
@@ -206,17 +209,68 @@ async def _measure(key: str, requests: int, rounds: int, profile: bool, api_key:
     return results
 
 
+def _run(
+    key: str, env: dict[str, str], args: argparse.Namespace, api_key: str, workdir: Path, cpus: list[int]
+) -> list[list[float]] | None:
+    """One child process per CPU in ``cpus``, all at once, each pinned to its CPU (none: the
+    caller's affinity); each child's per-round figures, or None if one failed."""
+    runs = []
+    for index, cpu in enumerate(cpus or [-1]):
+        out = workdir / f"{key}-{index}.txt"
+        out.unlink(missing_ok=True)
+        code = (
+            "from bench import pathcost; "
+            f"pathcost._child({key!r}, {args.requests}, {args.rounds}, {args.profile}, {api_key!r}, "
+            f"{str(out)!r}, {cpu})"
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.DEVNULL,  # (e)'s access log
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        runs.append((child, out))
+    figures = []
+    for child, out in runs:
+        try:
+            _, stderr = child.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            _, stderr = child.communicate()
+        if child.returncode != 0 or not out.exists():
+            print(stderr, file=sys.stderr)
+            return None
+        if args.profile:
+            print(stderr)
+        figures.append([float(x) for x in out.read_text().split(",")])
+    return figures
+
+
+def _spread(rounds: list[float]) -> str:
+    return ", ".join(f"{x:.1f}" for x in rounds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("apps", nargs="*", metavar="APP", help="d, c2 (default: both)")
+    parser.add_argument("apps", nargs="*", metavar="APP", help="c2, d, e (default: all)")
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile the first measured round")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N > 1: one worker against N at once, each pinned to a CPU of its own, twice, interleaved",
+    )
     args = parser.parse_args(argv)
     unknown = [key for key in args.apps if key not in APPS]
     if unknown:
         parser.error(f"unknown app {unknown[0]!r}: choose from {', '.join(APPS)}")
     args.apps = args.apps or list(APPS)
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.workers > len(cpus):
+        parser.error(f"--workers {args.workers}: this process may use only {len(cpus)} CPUs")
     figures: dict[str, float] = {}
     workdir = Path(tempfile.mkdtemp(prefix="pathcost-"))
     redis = RedisNode(workdir, node_timeout_ms=None).start_and_wait()
@@ -230,30 +284,50 @@ def main(argv: list[str] | None = None) -> int:
                 assert fixture is not None
                 env.update(fixture.env)
                 api_key = fixture.headers["X-API-Key"]
-            # One process per app: each starts from a clean interpreter, like its server would.
-            out = workdir / f"{key}.txt"
-            code = (
-                "from bench import pathcost; "
-                f"pathcost._child({key!r}, {args.requests}, {args.rounds}, {args.profile}, {api_key!r}, {str(out)!r})"
+            if args.workers == 1:
+                # One process per app: each starts from a clean interpreter, like its server would.
+                done = _run(key, env, args, api_key, workdir, [])
+                if done is None:
+                    return 1
+                rounds = done[0]
+                figures[key] = statistics.median(rounds)
+                print(
+                    f"({key}) {figures[key]:6.1f} µs of CPU per request, "
+                    f"median of {len(rounds)} rounds ({_spread(rounds)})"
+                )
+                continue
+            # Several workers as `uvicorn --workers N` runs them: prometheus_client's multi-process
+            # mode (apigw/multiproc.py) and one Redis for all; one worker as one process runs.
+            single: list[float] = []
+            several: list[float] = []
+            for _ in range(2):  # interleaved: the host's speed drifts between runs
+                one = _run(key, env, args, api_key, workdir, cpus[:1])
+                metrics_dir = workdir / f"metrics-{len(several)}"
+                metrics_dir.mkdir()
+                many = _run(
+                    key,
+                    {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+                    args,
+                    api_key,
+                    workdir,
+                    cpus[: args.workers],
+                )
+                if one is None or many is None:
+                    return 1
+                single += one[0]
+                several += [x for rounds in many for x in rounds]
+            a, b = statistics.median(single), statistics.median(several)
+            print(
+                f"({key}) 1 worker   {a:6.1f} µs of CPU per request, median of {len(single)} rounds ({_spread(single)})"
             )
-            done = subprocess.run(
-                [sys.executable, "-c", code],
-                stdout=subprocess.DEVNULL,  # (e)'s access log
-                stderr=subprocess.PIPE,
-                text=True,
-                check=False,
-                timeout=600,
-                env=env,
+            print(
+                f"({key}) {args.workers} workers  {b:6.1f} µs of CPU per request, median of {len(several)} rounds, "
+                f"each on a CPU of its own ({_spread(several)})"
             )
-            if done.returncode != 0 or not out.exists():
-                print(done.stderr, file=sys.stderr)
-                return 1
-            if args.profile:
-                print(done.stderr)
-            rounds = [float(x) for x in out.read_text().split(",")]
-            figures[key] = statistics.median(rounds)
-            spread = ", ".join(f"{x:.1f}" for x in rounds)
-            print(f"({key}) {figures[key]:6.1f} µs of CPU per request, median of {len(rounds)} rounds ({spread})")
+            print(
+                f"({key}) {args.workers} workers / 1 worker: {b / a:.2f} "
+                "(CPU per request; no sockets, one shared Redis)"
+            )
     finally:
         redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -265,8 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _child(key: str, requests: int, rounds: int, profile: bool, api_key: str, out: str) -> None:
+def _child(key: str, requests: int, rounds: int, profile: bool, api_key: str, out: str, cpu: int = -1) -> None:
     import logging
+
+    if cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
 
     if key != "e":
         logging.disable(logging.WARNING)  # as bench.bench runs (c2) and (d): LOG_LEVEL=warning

@@ -45,6 +45,11 @@ if [ "${BENCH_PATHCOST:-1}" != "0" ]; then
     echo "== Python per request (no sockets) =="
     cpu=$(( $(nproc) > 1 ? 1 : 0 ))
     taskset -c "$cpu" "$PY" -m bench.pathcost || status=$?
+    # CPU per request with 2 workers against 1, each worker on a CPU of its own (issue 17's
+    # target): (f) above has to put both on the server's core, where they take turns.
+    if [ "$(nproc)" -gt 1 ]; then
+        "$PY" -m bench.pathcost e --workers 2 || status=$?
+    fi
 fi
 # Redis capacity (issue 16): the limiter script driven directly at Redis, one Redis and a 3-primary
 # cluster of its own (docs/operations.md "Redis, measured"); BENCH_CAPACITY=0 skips it.

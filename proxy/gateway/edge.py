@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+
+from proxy.gateway.headcork import HeadCork
 
 log = logging.getLogger("apigw.edge")
 
@@ -110,6 +112,7 @@ class EdgeProtocol(HttpToolsProtocol):
     # -- connections ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._cork = HeadCork(transport, self.loop)
         if len(self.connections) > self.limits.max_connections:
             # New connections get a fast answer; the ones being served are not disturbed.
             self._refuse(_Refused(503, "too_many_connections", "The gateway is at its connection limit."))
@@ -178,6 +181,16 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         super().on_headers_complete()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # Every cycle that runs (pipelined ones included) writes through the cork: headcork.py.
+        cycle.transport = self._cork  # type: ignore[assignment]
+        self._cork.armed = True
+        super()._start_asgi_task(cycle, app)
+
+    def on_response_complete(self) -> None:
+        self._cork.flush()  # a HEAD, 204 or 304 head that no body write took along
+        super().on_response_complete()
+
     def on_message_complete(self) -> None:
         super().on_message_complete()
         # The next request on this connection starts counting afresh; until its first byte, the
@@ -196,6 +209,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_open = False
         if self.transport.is_closing():
             return
+        self._cork.flush()  # a pipelined response's head goes before the refusal
         body = json.dumps({"error": {"code": refusal.code, "message": refusal.message}}).encode()
         head = [STATUS_LINE[refusal.status]]
         for name, value in self.server_state.default_headers:
