@@ -19,6 +19,8 @@ answers like nginx and Envoy do:
 Idle keep-alive connections are closed by uvicorn's ``--timeout-keep-alive``; request bodies have
 their own idle and total deadlines where they are read (body.py).
 
+Each response's head leaves with its first body bytes, in one write (headcork.py).
+
 Use it with ``uvicorn --http proxy.gateway.edge:EdgeProtocol`` (the Dockerfile and
 ``runplatform`` do). It mirrors uvicorn's own ``data_received`` (a few lines) because that one
 turns every parser error into a 400.

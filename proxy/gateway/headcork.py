@@ -12,9 +12,10 @@ request fell 4.5 % (docs/benchmarks.md, "Issue 17, fourth pass").
 
 What is held never waits longer than one turn of the event loop (a streamed response's head
 must not wait for its first chunk), never outlives its connection's response (it leaves when
-the response completes, before the transport closes, before another writer takes the socket)
-and is never more than one head: the body is written through at once, so the transport's own
-flow control still sees every byte.
+the response completes, before the transport closes, before the edge writes a refusal; it is
+dropped if the client has gone, as uvicorn drops the rest) and is never more than one head:
+the body is written through at once, so the transport's own flow control still sees every
+byte.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ class HeadCork:
         held = self.held
         if held is not None:
             self.held = None
-            self.transport.write(held)
+            # A client gone meanwhile: uvicorn writes nothing more to it either (uvloop would
+            # raise on a closed transport, in a loop callback nobody awaits).
+            if not self.transport.is_closing():
+                self.transport.write(held)
 
     def close(self) -> None:
         self.flush()
