@@ -11,6 +11,7 @@ is the Python of uvicorn, the app and the event loop per request, with nothing e
     python -m bench.pathcost               # (c2), (d) and (e), 3 rounds of 20,000 requests each
     python -m bench.pathcost d --rounds 5  # one app
     python -m bench.pathcost d --profile   # cProfile of one round: the functions a request runs
+    python -m bench.pathcost e --workers 2 # 1 worker against 2 at once, each pinned to a CPU of its own
 
 Apps: ``c2`` = bench/passthrough_h1.py (the bare passthrough on the gateway's client), ``d`` =
 bench/gateway_app.py (the gateway, public route), ``e`` = the full path as ``make bench`` builds
@@ -20,6 +21,11 @@ on a free port and stopped by its PID (localcluster's RedisNode); (e)'s limiter 
 for real, one script call per batch of requests, so (e) includes that client's system calls.
 Figures are CPU microseconds per request (process time, the access log's writer thread
 included), the median of the rounds; compare runs of one machine only.
+
+``--workers N`` answers "does a second worker make each request dearer" where ``make bench``'s
+(f) cannot (its two workers must take turns on the server's core): N processes run at once, each
+on a CPU of its own, in prometheus_client's multi-process mode as ``uvicorn --workers N`` runs
+them, against one process as one worker runs; all share the one Redis.
 """
 
 from __future__ import annotations
@@ -232,18 +238,24 @@ def _run(
         )
         runs.append((child, out))
     figures = []
-    for child, out in runs:
-        try:
-            _, stderr = child.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            _, stderr = child.communicate()
-        if child.returncode != 0 or not out.exists():
-            print(stderr, file=sys.stderr)
-            return None
-        if args.profile:
-            print(stderr)
-        figures.append([float(x) for x in out.read_text().split(",")])
+    try:
+        for child, out in runs:
+            try:
+                _, stderr = child.communicate(timeout=600)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                _, stderr = child.communicate()
+            if child.returncode != 0 or not out.exists():
+                print(stderr, file=sys.stderr)
+                return None
+            if args.profile:
+                print(stderr)
+            figures.append([float(x) for x in out.read_text().split(",")])
+    finally:
+        for child, _ in runs:  # a failed or timed-out one leaves no sibling running
+            if child.poll() is None:
+                child.kill()
+                child.wait()
     return figures
 
 
@@ -300,9 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             # mode (apigw/multiproc.py) and one Redis for all; one worker as one process runs.
             single: list[float] = []
             several: list[float] = []
-            for _ in range(2):  # interleaved: the host's speed drifts between runs
+            for turn in range(2):  # interleaved: the host's speed drifts between runs
                 one = _run(key, env, args, api_key, workdir, cpus[:1])
-                metrics_dir = workdir / f"metrics-{len(several)}"
+                metrics_dir = workdir / f"metrics-{turn}"
                 metrics_dir.mkdir()
                 many = _run(
                     key,
