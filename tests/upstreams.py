@@ -234,6 +234,18 @@ class RawRequest:
         self.writer.write(data)
         await self.writer.drain()
 
+    async def linger(self, seconds: float = 5.0) -> None:
+        """Close the way nginx does after answering before the body was read (lingering close):
+        send FIN, then read and discard what the client still sends until it closes or
+        ``seconds`` pass. Closing with unread data instead sends a reset, and a reset that
+        reaches the client before it has read the answer makes its kernel drop the answer."""
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(seconds):
+                while await self.reader.read(65536):
+                    pass
+
 
 class RawUpstream:
     """An HTTP/1.1 upstream that answers with exactly the bytes a test scripts: the framing
