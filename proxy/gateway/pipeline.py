@@ -119,6 +119,7 @@ class Admission:
         self.limiter = limiter
         self.peek = peek
         self.cache = cache
+        self.checks = Checks(keys)
 
     async def admit(
         self,
@@ -173,7 +174,7 @@ class Admission:
                 scheme=self.scheme(ctx),
                 target=admitted.target,
             )
-        check = limits_for(self.keys, identity, route, ctx.client_ip, time.time())
+        check = self.checks.get(snapshot, identity, route, ctx.client_ip, time.time())
         if self.limiter is not None:
             if check is not NO_LIMITS:  # nothing to limit or count: no limiter coroutine either
                 await self.limiter.check(ctx, check)
@@ -358,6 +359,45 @@ def identity_headers(identity: Identity) -> list[tuple[str, str]]:
 
 # The check of a request nothing limits or counts; shared (no Check is changed once built).
 NO_LIMITS = Check([], [], "", "")
+
+
+class Checks:
+    """The Check of each credential on each route, built once an hour instead of once a request.
+
+    Building one formats every limit key, the usage prefix and the last-used field (3.5 µs of
+    the full path's 80 µs of Python, ``bench.pathcost e``). What it holds is fixed by the
+    snapshot's partner, key, plan and route and by the UTC hour: usage fields are hourly and
+    quota windows (UTC days and months) begin on the hour. So the table is emptied when the
+    snapshot or the hour changes, and when it is full. Anonymous callers are not kept (their
+    keys carry the client's address: one entry per address would only churn).
+    """
+
+    MAX_ENTRIES = 50_000
+
+    def __init__(self, keys: RedisKeys) -> None:
+        self.keys = keys
+        # ids of (partner, key, plan, route), product → the Check and the objects themselves: held,
+        # so no id is reused while its entry lives, and compared, so a look-alike never matches.
+        self._table: dict[tuple[int, int, int, int, str], tuple[Check, tuple[object, ...]]] = {}
+        self._hour = -1
+        self._snapshot: Snapshot | None = None
+
+    def get(self, snapshot: Snapshot, identity: Identity | None, route: Route, client_ip: str, now: float) -> Check:
+        if identity is None:
+            return limits_for(self.keys, identity, route, client_ip, now)
+        hour = int(now // 3600)
+        table = self._table
+        if hour != self._hour or snapshot is not self._snapshot or len(table) >= self.MAX_ENTRIES:
+            table.clear()
+            self._hour, self._snapshot = hour, snapshot
+        owners = (identity.partner, identity.key, identity.plan, route)
+        key = (id(owners[0]), id(owners[1]), id(owners[2]), id(route), identity.product)
+        entry = table.get(key)
+        if entry is not None and all(a is b for a, b in zip(entry[1], owners, strict=True)):
+            return entry[0]
+        check = limits_for(self.keys, identity, route, client_ip, now)
+        table[key] = (check, owners)
+        return check
 
 
 def limits_for(keys: RedisKeys, identity: Identity | None, route: Route, client_ip: str, now: float) -> Check:
