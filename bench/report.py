@@ -178,10 +178,11 @@ def targets(summary: dict[str, Any], unavailable: dict[str, str], route_p99_10k:
     )
     # Issue 17 replaces "(f)/(e) >= 1.7", which 2 CPUs shared with wrk, nginx and Redis cannot
     # judge: a second worker must not make each request dearer. On 2 CPUs (f)'s workers take
-    # turns on one core; `bench.pathcost e --workers 2` (run by make bench) gives each a core.
+    # turns on one core; `bench.pathcost e --workers 2` (run by make bench, its own target line)
+    # gives each a core.
     fe_cpu = r["CPU/request (f) 2 workers / (e) 1 worker"]
     add(
-        "CPU/request with 2 workers within 10 % of 1 worker (f)/(e)",
+        "CPU/request, 2 workers on one shared core, within 10 % (f)/(e)",
         f"{fe_cpu:.2f}" if fe_cpu else "-",
         fe_cpu <= 1.10 if fe_cpu else None,
         unavailable.get("f", why_e),

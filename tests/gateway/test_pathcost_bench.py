@@ -60,6 +60,8 @@ def test_two_workers_run_at_once_each_on_its_own_cpu_with_shared_metrics(
     assert one and two and ratio
     assert two.group(2) == "4"  # two runs of two workers, one round each
     assert float(ratio.group(1)) == pytest.approx(float(two.group(1)) / float(one.group(1)), abs=0.01)
+    verdict = re.search(r"^target: CPU/request with 2 workers within 10 % of 1 worker, a core each: (.+)$", out, re.M)
+    assert verdict and verdict.group(1) == ("met" if float(ratio.group(1)) <= 1.10 else "NOT MET")
     # Interleaved 1, 2, 1, 2 workers; a worker pinned to each CPU; several workers in
     # prometheus_client's multi-process mode, one worker not, as their servers would run.
     cpus = sorted(os.sched_getaffinity(0))
