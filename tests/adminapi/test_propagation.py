@@ -105,6 +105,49 @@ partners: [{{slug: acme, name: Acme, status: active, subscriptions: [{{product: 
     assert took < 1.0
 
 
+def test_a_plan_changed_through_the_api_limits_every_gateway_at_once(
+    gateways: Any, admin: dict[str, str], demo_upstream: str
+) -> None:
+    """Each gateway keeps a credential's limits per route (pipeline.Checks): a new plan must
+    still apply on the next snapshot, on a gateway that was serving the key all along."""
+    first, second = gateways(), gateways()
+    call(
+        first,
+        admin,
+        "POST",
+        "config/apply",
+        {
+            "config": f"""
+products: [{{slug: appliance-api, name: Appliance API}}]
+plans: [{{slug: gold, name: Gold, per_minute: 100}}]
+upstreams: [{{name: demo, targets: [{{url: '{demo_upstream}'}}]}}]
+routes: [{{name: appliances, upstream: demo, path: /api/v1, product: appliance-api}}]
+partners: [{{slug: acme, name: Acme, status: active, subscriptions: [{{product: appliance-api, plan: gold}}]}}]
+"""
+        },
+    )
+    key = {"X-API-Key": call(first, admin, "POST", "keys/", {"partner": "acme", "name": "alexa"})["secret"]}
+
+    def limit(base: str) -> str | None:
+        response = httpx.get(f"{base}/api/v1/appliances", headers=key, timeout=2)
+        return response.headers.get("ratelimit-limit") if response.status_code == 200 else None
+
+    for base in (first, second):
+        wait_until(lambda base=base: limit(base) == "100", timeout=1.0)
+        assert limit(base) == "100"  # served (and its check kept) under the old plan
+
+    call(first, admin, "PATCH", "plans/gold/", {"per_minute": 6})
+
+    for base in (first, second):
+        assert wait_until(lambda base=base: limit(base) == "6", timeout=1.0) < 1.0
+    # Counted against the new limit, across both gateways: the key's window already holds the
+    # requests above; the 6th of the minute is the last one admitted.
+    answers = [httpx.get(f"{base}/api/v1/appliances", headers=key, timeout=2) for base in (first, second) * 4]
+    refused = [r for r in answers if r.status_code == 429]
+    assert refused and all(r.json()["error"]["code"] == "rate_limited" for r in refused)
+    assert sum(r.status_code == 200 for r in answers) < 6
+
+
 def test_explain_predicts_what_a_real_gateway_answers(gateways: Any, admin: dict[str, str], demo_upstream: str) -> None:
     base = gateways()
     call(
