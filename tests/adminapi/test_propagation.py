@@ -51,6 +51,27 @@ def call(base: str, admin: dict[str, str], method: str, path: str, body: Any = N
     return response.json() if response.content else None
 
 
+def acme_key(base: str, admin: dict[str, str], demo_upstream: str) -> dict[str, Any]:
+    """A product behind a key on a 100-per-minute plan, and a key of the partner subscribed to it."""
+    call(
+        base,
+        admin,
+        "POST",
+        "config/apply",
+        {
+            "config": f"""
+products: [{{slug: appliance-api, name: Appliance API}}]
+plans: [{{slug: gold, name: Gold, per_minute: 100}}]
+upstreams: [{{name: demo, targets: [{{url: '{demo_upstream}'}}]}}]
+routes: [{{name: appliances, upstream: demo, path: /api/v1, product: appliance-api}}]
+partners: [{{slug: acme, name: Acme, status: active, subscriptions: [{{product: appliance-api, plan: gold}}]}}]
+"""
+        },
+    )
+    key: dict[str, Any] = call(base, admin, "POST", "keys/", {"partner": "acme", "name": "alexa"})
+    return key
+
+
 def test_routes_created_changed_and_applied_through_the_api_reach_gateways_within_a_second(
     gateways: Any, admin: dict[str, str], demo_upstream: str
 ) -> None:
@@ -80,22 +101,7 @@ def test_a_key_revoked_through_the_api_stops_working_within_a_second(
     gateways: Any, admin: dict[str, str], demo_upstream: str
 ) -> None:
     base = gateways()
-    call(
-        base,
-        admin,
-        "POST",
-        "config/apply",
-        {
-            "config": f"""
-products: [{{slug: appliance-api, name: Appliance API}}]
-plans: [{{slug: gold, name: Gold, per_minute: 100}}]
-upstreams: [{{name: demo, targets: [{{url: '{demo_upstream}'}}]}}]
-routes: [{{name: appliances, upstream: demo, path: /api/v1, product: appliance-api}}]
-partners: [{{slug: acme, name: Acme, status: active, subscriptions: [{{product: appliance-api, plan: gold}}]}}]
-"""
-        },
-    )
-    key = call(base, admin, "POST", "keys/", {"partner": "acme", "name": "alexa"})
+    key = acme_key(base, admin, demo_upstream)
     url = f"{base}/api/v1/appliances"
     wait_until(lambda: status(url, **{"X-API-Key": key["secret"]}) == 200, timeout=1.0)
 
@@ -111,22 +117,7 @@ def test_a_plan_changed_through_the_api_limits_every_gateway_at_once(
     """Each gateway keeps a credential's limits per route (pipeline.Checks): a new plan must
     still apply on the next snapshot, on a gateway that was serving the key all along."""
     first, second = gateways(), gateways()
-    call(
-        first,
-        admin,
-        "POST",
-        "config/apply",
-        {
-            "config": f"""
-products: [{{slug: appliance-api, name: Appliance API}}]
-plans: [{{slug: gold, name: Gold, per_minute: 100}}]
-upstreams: [{{name: demo, targets: [{{url: '{demo_upstream}'}}]}}]
-routes: [{{name: appliances, upstream: demo, path: /api/v1, product: appliance-api}}]
-partners: [{{slug: acme, name: Acme, status: active, subscriptions: [{{product: appliance-api, plan: gold}}]}}]
-"""
-        },
-    )
-    key = {"X-API-Key": call(first, admin, "POST", "keys/", {"partner": "acme", "name": "alexa"})["secret"]}
+    key = {"X-API-Key": acme_key(first, admin, demo_upstream)["secret"]}
 
     def limit(base: str) -> str | None:
         response = httpx.get(f"{base}/api/v1/appliances", headers=key, timeout=2)
